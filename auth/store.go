@@ -1,0 +1,282 @@
+package auth
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrTokenNotFound is returned when no token has the id.
+var ErrTokenNotFound = errors.New("token not found")
+
+// KV is the part of a JetStream KV bucket that this package uses;
+// jetstream.KeyValue satisfies it.
+type KV interface {
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
+	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error
+	WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
+}
+
+// record is a token as stored: the same fields as Token with the secrets as
+// plain strings, sealed when a key is set.
+type record struct {
+	ID            string             `json:"id"`
+	Name          string             `json:"name"`
+	Description   string             `json:"description"`
+	Type          string             `json:"type"`
+	Value         string             `json:"value,omitempty"`
+	Prefix        string             `json:"prefix"`
+	Header        string             `json:"header"`
+	Request       *authRequestRecord `json:"request,omitempty"`
+	TokenPath     string             `json:"token_path,omitempty"`
+	ExpiresInPath string             `json:"expires_in_path,omitempty"`
+	UpdatedAt     string             `json:"updated_at,omitempty"`
+}
+
+type authRequestRecord struct {
+	Method         string            `json:"method"`
+	URL            string            `json:"url"`
+	Headers        map[string]string `json:"headers,omitempty"`
+	Params         map[string]string `json:"params,omitempty"`
+	ParamsEncoding string            `json:"params_encoding,omitempty"`
+}
+
+// Store keeps token configurations in the tokens bucket. It follows the
+// bucket with a watch, so Get answers from memory.
+type Store struct {
+	kv     KV
+	sealer *Sealer
+	now    func() time.Time
+
+	mu     sync.RWMutex
+	tokens map[string]*Token
+	ready  chan struct{}
+	err    error // last decode error of the watch, for Health
+}
+
+// NewStore returns a Store over kv; sealer may be nil (no encryption).
+func NewStore(kv KV, sealer *Sealer) *Store {
+	return &Store{kv: kv, sealer: sealer, now: time.Now, tokens: map[string]*Token{}, ready: make(chan struct{})}
+}
+
+// Watch follows the bucket until ctx ends. Get answers from memory once the
+// initial values arrived; before that it reads KV.
+func (s *Store) Watch(ctx context.Context) error {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch tokens: %w", err)
+	}
+	go func() {
+		defer func() { _ = w.Stop() }()
+		readyOnce := sync.OnceFunc(func() { close(s.ready) })
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					readyOnce()
+					continue
+				}
+				s.apply(e)
+			}
+		}
+	}()
+	return nil
+}
+
+func (s *Store) apply(e jetstream.KeyValueEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(s.tokens, e.Key())
+		return
+	}
+	t, err := s.decode(e.Value())
+	if err != nil {
+		s.err = fmt.Errorf("token %s: %w", e.Key(), err)
+		delete(s.tokens, e.Key())
+		return
+	}
+	s.tokens[e.Key()] = t
+}
+
+// Get returns the token with the id, or an error wrapping ErrTokenNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*Token, error) {
+	s.mu.RLock()
+	t, ok := s.tokens[id]
+	s.mu.RUnlock()
+	if ok {
+		return t, nil
+	}
+	// Not in memory: the watch may not have caught up with a token that was
+	// just saved, so ask KV before saying it does not exist.
+	return s.load(ctx, id)
+}
+
+func (s *Store) load(ctx context.Context, id string) (*Token, error) {
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, fmt.Errorf("token %s: %w", id, ErrTokenNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get token %s: %w", id, err)
+	}
+	t, err := s.decode(e.Value())
+	if err != nil {
+		return nil, fmt.Errorf("token %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// List returns every token, sorted by id, read from KV.
+func (s *Store) List(ctx context.Context) ([]*Token, error) {
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []*Token
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list tokens: %w", ctx.Err())
+		case e := <-w.Updates():
+			if e == nil {
+				slices.SortFunc(out, func(a, b *Token) int { return cmp.Compare(a.ID, b.ID) })
+				return out, nil
+			}
+			t, err := s.decode(e.Value())
+			if err != nil {
+				return nil, fmt.Errorf("token %s: %w", e.Key(), err)
+			}
+			out = append(out, t)
+		}
+	}
+}
+
+// Put stores t (normalized and validated by the caller) and returns it as
+// stored. It returns the previous version, or nil.
+func (s *Store) Put(ctx context.Context, t *Token) (prev *Token, err error) {
+	prev, err = s.load(ctx, t.ID)
+	if err != nil && !errors.Is(err, ErrTokenNotFound) {
+		prev = nil // unreadable (for example under a lost key): overwrite it
+	}
+	t.UpdatedAt = s.now().UTC().Format(time.RFC3339)
+	data, err := s.encode(t)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.kv.Put(ctx, t.ID, data); err != nil {
+		return nil, fmt.Errorf("save token %s: %w", t.ID, err)
+	}
+	s.mu.Lock()
+	s.tokens[t.ID] = t
+	s.mu.Unlock()
+	return prev, nil
+}
+
+// Delete removes the token; it returns an error wrapping ErrTokenNotFound
+// when there is none.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return fmt.Errorf("token %s: %w", id, ErrTokenNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete token %s: %w", id, err)
+	}
+	if err := s.kv.Delete(ctx, id, jetstream.LastRevision(e.Revision())); err != nil {
+		return fmt.Errorf("delete token %s: %w", id, err)
+	}
+	s.mu.Lock()
+	delete(s.tokens, id)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) encode(t *Token) ([]byte, error) {
+	r := record{ID: t.ID, Name: t.Name, Description: t.Description, Type: t.Type, Prefix: t.Prefix,
+		Header: t.Header, TokenPath: t.TokenPath, ExpiresInPath: t.ExpiresInPath, UpdatedAt: t.UpdatedAt}
+	var err error
+	if r.Value, err = s.sealer.Seal(t.Value.Reveal(), t.ID+"/value"); err != nil {
+		return nil, err
+	}
+	if t.Request != nil {
+		r.Request = &authRequestRecord{Method: t.Request.Method, URL: t.Request.URL, ParamsEncoding: t.Request.ParamsEncoding}
+		if r.Request.Headers, err = s.sealMap(t.Request.Headers, t.ID+"/header/"); err != nil {
+			return nil, err
+		}
+		if r.Request.Params, err = s.sealMap(t.Request.Params, t.ID+"/param/"); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(r)
+}
+
+func (s *Store) decode(data []byte) (*Token, error) {
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("decode stored token: %w", err)
+	}
+	t := &Token{ID: r.ID, Name: r.Name, Description: r.Description, Type: r.Type, Prefix: r.Prefix,
+		Header: r.Header, TokenPath: r.TokenPath, ExpiresInPath: r.ExpiresInPath, UpdatedAt: r.UpdatedAt}
+	v, err := s.sealer.Open(r.Value, r.ID+"/value")
+	if err != nil {
+		return nil, err
+	}
+	t.Value = Secret(v)
+	if r.Request != nil {
+		t.Request = &AuthRequest{Method: r.Request.Method, URL: r.Request.URL, ParamsEncoding: r.Request.ParamsEncoding}
+		if t.Request.Headers, err = s.openMap(r.Request.Headers, r.ID+"/header/"); err != nil {
+			return nil, err
+		}
+		if t.Request.Params, err = s.openMap(r.Request.Params, r.ID+"/param/"); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (s *Store) sealMap(m map[string]Secret, aad string) (map[string]string, error) {
+	if m == nil {
+		return nil, nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		sealed, err := s.sealer.Seal(v.Reveal(), aad+k)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = sealed
+	}
+	return out, nil
+}
+
+func (s *Store) openMap(m map[string]string, aad string) (map[string]Secret, error) {
+	if m == nil {
+		return nil, nil
+	}
+	out := make(map[string]Secret, len(m))
+	for k, v := range m {
+		plain, err := s.sealer.Open(v, aad+k)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = Secret(plain)
+	}
+	return out, nil
+}

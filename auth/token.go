@@ -1,0 +1,218 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"customactions/events"
+)
+
+// Token types.
+const (
+	TypeText = "text"
+	TypeHTTP = "http"
+)
+
+// Params encodings of an auth request.
+const (
+	EncodingForm  = "form"
+	EncodingJSON  = "json"
+	EncodingQuery = "query"
+)
+
+// DefaultHeader carries the token when a token does not name a header.
+const DefaultHeader = "Authorization"
+
+// Token is a token as configured by a customer: a static text token or an
+// HTTP Request token fetched from an auth endpoint.
+type Token struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Type        string `json:"type"`
+	// Value is the secret of a text token.
+	Value  Secret `json:"value,omitempty"`
+	Prefix string `json:"prefix"`
+	Header string `json:"header"`
+	// Request, TokenPath and ExpiresInPath describe an HTTP Request token.
+	Request       *AuthRequest `json:"request,omitempty"`
+	TokenPath     string       `json:"token_path,omitempty"`
+	ExpiresInPath string       `json:"expires_in_path,omitempty"`
+	// UpdatedAt is set by the store when the token is saved.
+	UpdatedAt string `json:"updated_at,omitempty"`
+}
+
+// AuthRequest is the request that fetches an HTTP Request token.
+type AuthRequest struct {
+	Method         string            `json:"method"`
+	URL            string            `json:"url"`
+	Headers        map[string]Secret `json:"headers,omitempty"`
+	Params         map[string]Secret `json:"params,omitempty"`
+	ParamsEncoding string            `json:"params_encoding,omitempty"`
+}
+
+// ErrInvalidToken is wrapped by every error of Token.Validate.
+var ErrInvalidToken = errors.New("invalid token")
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
+}
+
+var methodsWithBody = []string{"POST", "PUT", "PATCH", "DELETE"}
+var authMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+// Normalize fills the documented defaults: header "Authorization", an
+// upper-case method, and the params encoding (form for methods with a body,
+// query for GET and HEAD).
+func (t *Token) Normalize() {
+	t.Type = strings.ToLower(strings.TrimSpace(t.Type))
+	if t.Header == "" {
+		t.Header = DefaultHeader
+	}
+	if t.Name == "" {
+		t.Name = t.ID
+	}
+	if r := t.Request; r != nil {
+		r.Method = strings.ToUpper(strings.TrimSpace(r.Method))
+		if r.ParamsEncoding == "" {
+			if slices.Contains(methodsWithBody, r.Method) {
+				r.ParamsEncoding = EncodingForm
+			} else {
+				r.ParamsEncoding = EncodingQuery
+			}
+		}
+	}
+}
+
+// Validate reports what is wrong with the token, in an error that wraps
+// ErrInvalidToken and names the field. Call Normalize first.
+func (t *Token) Validate() error {
+	if !events.ValidID(t.ID) {
+		return invalidf("id %q must match ^[A-Za-z0-9_-]{1,128}$", t.ID)
+	}
+	if !events.ValidHeaderName(t.Header) {
+		return invalidf("header %q is not a valid HTTP header name", t.Header)
+	}
+	if strings.ContainsAny(t.Prefix, "\r\n") {
+		return invalidf("prefix must not contain a line break")
+	}
+	switch t.Type {
+	case TypeText:
+		if t.Value == "" {
+			return invalidf("a text token needs a value")
+		}
+		if strings.ContainsAny(string(t.Value), "\r\n") {
+			return invalidf("value must not contain a line break")
+		}
+		if t.Request != nil || t.TokenPath != "" {
+			return invalidf("a text token has no request or token_path; use type \"http\"")
+		}
+		return nil
+	case TypeHTTP:
+		return t.validateHTTP()
+	case "":
+		return invalidf("missing field type (\"text\" or \"http\")")
+	default:
+		return invalidf("type %q must be \"text\" or \"http\"", t.Type)
+	}
+}
+
+func (t *Token) validateHTTP() error {
+	r := t.Request
+	if r == nil {
+		return invalidf("an http token needs a request (method, url, headers, params)")
+	}
+	if t.Value != "" {
+		return invalidf("an http token has no value; its token is fetched from request.url")
+	}
+	if !slices.Contains(authMethods, r.Method) {
+		return invalidf("request.method %q must be one of %s", r.Method, strings.Join(authMethods, ", "))
+	}
+	if r.URL == "" {
+		return invalidf("missing field request.url")
+	}
+	u, err := url.Parse(r.URL)
+	switch {
+	case err != nil:
+		return invalidf("request.url is not a URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return invalidf("request.url must be an absolute http or https URL")
+	case u.Hostname() == "":
+		return invalidf("request.url has no host")
+	}
+	for name, v := range r.Headers {
+		if !events.ValidHeaderName(name) {
+			return invalidf("request.headers: %q is not a valid HTTP header name", name)
+		}
+		if strings.ContainsAny(string(v), "\r\n") {
+			return invalidf("request.headers: the value of %q must not contain a line break", name)
+		}
+	}
+	for name := range r.Params {
+		if name == "" {
+			return invalidf("request.params: a parameter needs a name")
+		}
+	}
+	switch r.ParamsEncoding {
+	case EncodingForm, EncodingJSON, EncodingQuery:
+	default:
+		return invalidf("request.params_encoding %q must be form, json or query", r.ParamsEncoding)
+	}
+	if (r.Method == "GET" || r.Method == "HEAD") && r.ParamsEncoding != EncodingQuery && len(r.Params) > 0 {
+		return invalidf("request.params_encoding %q needs a body; a %s request sends params as query", r.ParamsEncoding, r.Method)
+	}
+	if t.TokenPath == "" {
+		return invalidf("missing field token_path (a JSON path such as access_token, or header:<Name>)")
+	}
+	if _, err := ParsePath(t.TokenPath); err != nil {
+		return invalidf("token_path: %v", err)
+	}
+	if t.ExpiresInPath != "" {
+		if _, err := ParsePath(t.ExpiresInPath); err != nil {
+			return invalidf("expires_in_path: %v", err)
+		}
+	}
+	return nil
+}
+
+// Secrets returns every secret value of the token, for redaction.
+func (t *Token) Secrets() []string {
+	out := []string{string(t.Value)}
+	if t.Request != nil {
+		for _, v := range t.Request.Headers {
+			out = append(out, string(v))
+		}
+		for _, v := range t.Request.Params {
+			out = append(out, string(v))
+		}
+	}
+	return out
+}
+
+// ConfigHash identifies the auth configuration of an HTTP token: a fetched
+// token is only used with the configuration that fetched it.
+func (t *Token) ConfigHash() string {
+	if t.Request == nil {
+		return ""
+	}
+	h := sha256.New()
+	r := t.Request
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00", r.Method, r.URL, r.ParamsEncoding, t.TokenPath, t.ExpiresInPath)
+	for _, m := range []map[string]Secret{r.Headers, r.Params} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(h, "%s=%s\x00", k, m[k].Reveal())
+		}
+		h.Write([]byte{1})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}

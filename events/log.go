@@ -1,0 +1,37 @@
+package events
+
+import "encoding/json"
+
+// Log event names.
+const (
+	EventActionSucceeded    = "action_succeeded"
+	EventActionFailed       = "action_failed"
+	EventTriggerRejected    = "trigger_rejected"
+	EventTokenRefreshed     = "token_refreshed"
+	EventTokenRefreshFailed = "token_refresh_failed"
+	EventBreakerOpened      = "breaker_opened"
+	EventBreakerHalfOpen    = "breaker_half_open"
+	EventBreakerClosed      = "breaker_closed"
+	EventBreakerRejected    = "breaker_rejected"
+	EventDeadLettered       = "trigger_dead_lettered"
+)
+
+// Log levels.
+const (
+	LevelInfo  = "info"
+	LevelWarn  = "warn"
+	LevelError = "error"
+)
+
+// LogEvent is one line of an action's Logs tab, published on Subjects.Log.
+type LogEvent struct {
+	Time      string          `json:"time"`
+	Level     string          `json:"level"`
+	Event     string          `json:"event"`
+	ActionID  string          `json:"action_id"`
+	TriggerID string          `json:"trigger_id,omitempty"`
+	TokenID   string          `json:"token_id,omitempty"`
+	Message   string          `json:"message"`
+	Details   map[string]any  `json:"details,omitempty"`
+	Context   json.RawMessage `json:"context,omitempty"`
+}

@@ -1,0 +1,67 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Statuses of a result.
+const (
+	StatusSucceeded   = "succeeded"
+	StatusFailed      = "failed"
+	StatusRejected    = "rejected"
+	StatusBreakerOpen = "breaker_open"
+)
+
+// Error codes of a result.
+const (
+	CodeInvalidTrigger     = "invalid_trigger"
+	CodeTokenNotFound      = "token_not_found"
+	CodeTokenRefreshFailed = "token_refresh_failed"
+	CodeUnauthorized       = "unauthorized"
+	CodeHTTPError          = "http_error"
+	CodeTimeout            = "timeout"
+	CodeNetworkError       = "network_error"
+	CodeURLNotAllowed      = "url_not_allowed"
+	CodeBreakerOpen        = "breaker_open"
+)
+
+// Result is published once per trigger on Subjects.Result.
+type Result struct {
+	TriggerID      string          `json:"trigger_id"`
+	ActionID       string          `json:"action_id"`
+	Source         string          `json:"source"`
+	TokenID        string          `json:"token_id,omitempty"`
+	Status         string          `json:"status"`
+	HTTPStatus     int             `json:"http_status"`
+	Response       *Response       `json:"response"`
+	Attempts       int             `json:"attempts"`
+	TokenRefreshed bool            `json:"token_refreshed"`
+	Error          *Error          `json:"error"`
+	StartedAt      string          `json:"started_at"`
+	FinishedAt     string          `json:"finished_at"`
+	DurationMS     int64           `json:"duration_ms"`
+	Context        json.RawMessage `json:"context,omitempty"`
+}
+
+// Response is the final response of the action URL, its body capped.
+type Response struct {
+	Headers   map[string]string `json:"headers"`
+	Body      string            `json:"body"`
+	Truncated bool              `json:"truncated"`
+}
+
+// Error is the code and message of a result or an admin reply that failed.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// TimeLayout is the layout of every timestamp of the contract: UTC with
+// milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// FormatTime formats t with TimeLayout in UTC.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }

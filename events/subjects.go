@@ -1,0 +1,94 @@
+package events
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Sources of a trigger. A trigger from SourceTest is a test run (the "Test"
+// button of an action editor); the others are live runs.
+const (
+	SourceInbox = "inbox"
+	SourceBot   = "bot"
+	SourceTest  = "test"
+)
+
+// Default names of the streams and KV buckets of the contract.
+const (
+	DefaultPrefix        = "actions"
+	DefaultTriggerStream = "ACTIONS_TRIGGERS"
+	DefaultResultStream  = "ACTIONS_RESULTS"
+	DefaultLogStream     = "ACTIONS_LOGS"
+	DefaultTokensBucket  = "action_tokens"
+	DefaultFetchedBucket = "action_fetched_tokens"
+	DefaultBreakerBucket = "action_breakers"
+	DefaultDurable       = "actions-consumer"
+)
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidID reports whether s may be an action id or a token id: 1 to 128
+// characters of letters, digits, '_' and '-', safe as a subject token and a
+// KV key.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// ValidSource reports whether s is one of the trigger sources.
+func ValidSource(s string) bool {
+	return s == SourceInbox || s == SourceBot || s == SourceTest
+}
+
+// Subjects builds the subjects of one installation from its prefix.
+type Subjects struct {
+	Prefix string
+}
+
+// NewSubjects returns the subjects under prefix ("" means DefaultPrefix).
+func NewSubjects(prefix string) Subjects {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return Subjects{Prefix: prefix}
+}
+
+// Trigger is the subject a producer publishes a trigger on.
+func (s Subjects) Trigger(source, actionID string) string {
+	return s.Prefix + ".trigger." + source + "." + actionID
+}
+
+// TriggerWildcard matches every trigger subject.
+func (s Subjects) TriggerWildcard() string { return s.Prefix + ".trigger.>" }
+
+// Result is the subject of the result of a trigger of actionID.
+func (s Subjects) Result(actionID string) string { return s.Prefix + ".result." + actionID }
+
+// ResultWildcard matches every result subject.
+func (s Subjects) ResultWildcard() string { return s.Prefix + ".result.>" }
+
+// Log is the subject of the log events of actionID.
+func (s Subjects) Log(actionID string) string { return s.Prefix + ".log." + actionID }
+
+// LogWildcard matches every log subject.
+func (s Subjects) LogWildcard() string { return s.Prefix + ".log.>" }
+
+// Admin is the subject of an admin request, for example
+// Admin("tokens", "save").
+func (s Subjects) Admin(resource, verb string) string {
+	return s.Prefix + ".admin." + resource + "." + verb
+}
+
+// AdminWildcard matches every admin request.
+func (s Subjects) AdminWildcard() string { return s.Prefix + ".admin.>" }
+
+// ParseTrigger splits a trigger subject into its source and action id.
+func (s Subjects) ParseTrigger(subject string) (source, actionID string, err error) {
+	rest, ok := strings.CutPrefix(subject, s.Prefix+".trigger.")
+	if !ok {
+		return "", "", fmt.Errorf("subject %q is not a trigger subject", subject)
+	}
+	source, actionID, ok = strings.Cut(rest, ".")
+	if !ok || source == "" || actionID == "" || strings.Contains(actionID, ".") {
+		return "", "", fmt.Errorf("subject %q is not %s.trigger.<source>.<action_id>", subject, s.Prefix)
+	}
+	return source, actionID, nil
+}
