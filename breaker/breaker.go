@@ -1,0 +1,472 @@
+package breaker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// KV is the part of a JetStream KV bucket the breaker uses;
+// jetstream.KeyValue satisfies it.
+type KV interface {
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
+	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
+	WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
+}
+
+// Breaker is the shared circuit breaker of every action.
+type Breaker struct {
+	kv       KV
+	s        Settings
+	now      func() time.Time
+	holder   string
+	onChange func(Transition)
+	onError  func(actionID string, err error)
+
+	mu      sync.Mutex
+	cache   map[string]cached
+	pending map[string]*batch
+}
+
+type cached struct {
+	st  *State
+	rev uint64
+}
+
+// batch is the outcomes of one action counted here and not yet flushed.
+type batch struct {
+	gen        uint64
+	successes  int
+	failures   int
+	trail      int  // failures since the last success of the batch
+	sawSuccess bool // a success resets the shared run of failures
+	timer      *time.Timer
+	due        time.Time
+}
+
+// Option configures a Breaker.
+type Option func(*Breaker)
+
+// WithClock sets the clock (default time.Now).
+func WithClock(now func() time.Time) Option { return func(b *Breaker) { b.now = now } }
+
+// OnTransition is called after every state change this replica made.
+func OnTransition(f func(Transition)) Option { return func(b *Breaker) { b.onChange = f } }
+
+// OnError is called when KV cannot be reached and the breaker fails open.
+func OnError(f func(actionID string, err error)) Option { return func(b *Breaker) { b.onError = f } }
+
+// WithHolder names this replica as a probe holder (default a unique id).
+func WithHolder(h string) Option { return func(b *Breaker) { b.holder = h } }
+
+// New returns a Breaker over kv with settings s (defaults applied).
+func New(kv KV, s Settings, opts ...Option) (*Breaker, error) {
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("breaker settings: %w", err)
+	}
+	b := &Breaker{kv: kv, s: s, now: time.Now, holder: nuid.Next(), onChange: func(Transition) {},
+		onError: func(string, error) {}, cache: map[string]cached{}, pending: map[string]*batch{}}
+	for _, o := range opts {
+		o(b)
+	}
+	return b, nil
+}
+
+// Watch follows the bucket until ctx ends. It returns once the current
+// states are loaded, so Allow answers from memory from then on.
+func (b *Breaker) Watch(ctx context.Context) error {
+	w, err := b.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch breakers: %w", err)
+	}
+	loaded := make(chan struct{})
+	go func() {
+		defer func() { _ = w.Stop() }()
+		once := sync.OnceFunc(func() { close(loaded) })
+		defer once()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					once()
+					continue
+				}
+				if e.Operation() != jetstream.KeyValuePut {
+					b.mu.Lock()
+					delete(b.cache, e.Key())
+					b.mu.Unlock()
+					continue
+				}
+				var st State
+				if json.Unmarshal(e.Value(), &st) == nil {
+					b.remember(e.Key(), &st, e.Revision())
+				}
+			}
+		}
+	}()
+	select {
+	case <-loaded:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Breaker) remember(id string, st *State, rev uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c, ok := b.cache[id]; !ok || rev > c.rev {
+		b.cache[id] = cached{st: st, rev: rev}
+	}
+}
+
+func (b *Breaker) get(id string) (*State, uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.cache[id]
+	if !ok {
+		return &State{ActionID: id, State: Closed}, 0
+	}
+	return c.st, c.rev
+}
+
+// Allow says whether a live call of the action may go ahead. It returns an
+// error wrapping ErrOpen when the breaker is open (or half-open with its
+// probe taken); otherwise done must be called with the status of the
+// trigger's result: "succeeded" and "failed" count, anything else does not.
+func (b *Breaker) Allow(ctx context.Context, actionID string) (done func(status string), err error) {
+	st, rev := b.get(actionID)
+	now := b.now()
+	switch st.State {
+	case Open:
+		if now.Before(st.OpenUntil()) {
+			return nil, ErrOpen
+		}
+		return b.tryProbe(ctx, actionID, st, rev, "cool-down of "+time.Duration(st.CooldownMS*int64(time.Millisecond)).String()+" passed")
+	case HalfOpen:
+		if st.ProbeBy != "" && now.UnixMilli() < st.ProbeUntil {
+			return nil, ErrOpen
+		}
+		return b.tryProbe(ctx, actionID, st, rev, "the previous probe ended without an outcome")
+	default:
+		gen := st.Generation
+		return func(status string) { b.count(actionID, gen, status) }, nil
+	}
+}
+
+// tryProbe moves the breaker to half-open with this replica as the one
+// probe. Only one replica's compare-and-set wins; the others get ErrOpen.
+func (b *Breaker) tryProbe(ctx context.Context, id string, st *State, rev uint64, reason string) (func(string), error) {
+	next := *st
+	next.State = HalfOpen
+	next.Generation++
+	next.ProbeBy = b.holder
+	next.ProbeUntil = b.now().Add(b.s.ProbeTimeout).UnixMilli()
+	next.Reason = reason
+	err := b.write(ctx, id, &next, rev)
+	switch {
+	case errors.Is(err, errConflict):
+		return nil, ErrOpen // another replica took the probe
+	case err != nil:
+		b.onError(id, err)
+		return func(string) {}, nil // fail open
+	}
+	if st.State == Open {
+		b.onChange(Transition{ActionID: id, From: st.State, To: HalfOpen, Generation: next.Generation,
+			Cooldown: time.Duration(st.CooldownMS) * time.Millisecond, Reason: reason})
+	}
+	gen := next.Generation
+	return func(status string) { b.probeDone(id, gen, status) }, nil
+}
+
+var errConflict = errors.New("breaker state changed meanwhile")
+
+// write stores st if the key is still at rev (0: absent).
+func (b *Breaker) write(ctx context.Context, id string, st *State, rev uint64) error {
+	st.ActionID = id
+	st.UpdatedAt = b.now().UTC().Format(time.RFC3339Nano)
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var newRev uint64
+	if rev == 0 {
+		newRev, err = b.kv.Create(ctx, id, data)
+	} else {
+		newRev, err = b.kv.Update(ctx, id, data, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		b.refresh(ctx, id)
+		return errConflict
+	}
+	if err != nil {
+		return fmt.Errorf("write breaker %s: %w", id, err)
+	}
+	b.remember(id, st, newRev)
+	return nil
+}
+
+// refresh reads the key into the cache after a conflict, so a retry works
+// on the newest state without waiting for the watch.
+func (b *Breaker) refresh(ctx context.Context, id string) {
+	e, err := b.kv.Get(ctx, id)
+	if err != nil {
+		return
+	}
+	var st State
+	if json.Unmarshal(e.Value(), &st) == nil {
+		b.remember(id, &st, e.Revision())
+	}
+}
+
+// update applies change to the newest state of id by compare-and-set,
+// retrying after conflicts. change returns false to leave the state alone.
+func (b *Breaker) update(ctx context.Context, id string, change func(st *State) bool) (before State, after *State, err error) {
+	for range 20 {
+		cur, rev := b.get(id)
+		next := *cur
+		next.Buckets = slices.Clone(cur.Buckets)
+		if !change(&next) {
+			return *cur, nil, nil
+		}
+		err = b.write(ctx, id, &next, rev)
+		if err == nil {
+			return *cur, &next, nil
+		}
+		if !errors.Is(err, errConflict) {
+			return *cur, nil, err
+		}
+	}
+	return State{}, nil, fmt.Errorf("update breaker %s: too many conflicts", id)
+}
+
+// probeDone closes the breaker after a successful probe and opens it again,
+// with a doubled cool-down, after a failed one. A probe that ended without
+// an outcome frees the probe slot for another trigger.
+func (b *Breaker) probeDone(id string, gen uint64, status string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := b.now()
+	before, after, err := b.update(ctx, id, func(st *State) bool {
+		if st.State != HalfOpen || st.Generation != gen {
+			return false // reset by an admin, or taken over: not ours any more
+		}
+		switch status {
+		case "succeeded":
+			*st = State{State: Closed, Generation: st.Generation + 1, Reason: "probe succeeded"}
+		case "failed":
+			cool := min(time.Duration(st.CooldownMS)*time.Millisecond*2, b.s.MaxCooldown)
+			*st = State{State: Open, Generation: st.Generation + 1, OpenedAtMS: now.UnixMilli(),
+				CooldownMS: cool.Milliseconds(), Reason: "probe failed"}
+		default:
+			st.ProbeBy, st.ProbeUntil = "", 0
+		}
+		return true
+	})
+	if err != nil {
+		b.onError(id, err)
+		return
+	}
+	if after != nil && after.State != before.State {
+		b.onChange(Transition{ActionID: id, From: before.State, To: after.State, Generation: after.Generation,
+			Cooldown: time.Duration(after.CooldownMS) * time.Millisecond, Reason: after.Reason})
+	}
+}
+
+// count adds a closed-state outcome to the local batch and schedules its
+// flush.
+func (b *Breaker) count(id string, gen uint64, status string) {
+	if status != "succeeded" && status != "failed" {
+		return
+	}
+	if b.add(id, gen, status) {
+		b.flush(id) // this batch alone trips the breaker: do not wait
+	}
+}
+
+// add counts one outcome in the local batch and reports whether the shared
+// counts known here plus the batch meet the trip rule.
+func (b *Breaker) add(id string, gen uint64, status string) (trips bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pending[id]
+	if p != nil && p.gen != gen {
+		if gen < p.gen {
+			return // outcome of an older generation
+		}
+		p.successes, p.failures, p.trail, p.sawSuccess, p.gen = 0, 0, 0, false, gen
+	}
+	if p == nil {
+		p = &batch{gen: gen}
+		b.pending[id] = p
+	}
+	delay := 10 * b.s.FlushInterval
+	if status == "failed" {
+		p.failures++
+		p.trail++
+		delay = b.s.FlushInterval
+	} else {
+		p.successes++
+		p.trail = 0
+		p.sawSuccess = true
+	}
+	if status == "failed" {
+		st := &State{State: Closed}
+		if c, ok := b.cache[id]; ok {
+			st = c.st
+		}
+		if st.State == Closed && st.Generation == gen {
+			consecutive := st.Consecutive + p.failures
+			if p.sawSuccess {
+				consecutive = p.trail
+			}
+			s, f := st.Counts(b.now(), b.s.Window)
+			s, f = s+p.successes, f+p.failures
+			if consecutive >= b.s.Consecutive || (s+f >= b.s.MinCalls && float64(f)/float64(s+f) >= b.s.FailureRatio) {
+				if p.timer != nil {
+					p.timer.Stop()
+				}
+				return true
+			}
+		}
+	}
+	due := b.now().Add(delay)
+	if p.timer == nil {
+		p.due = due
+		p.timer = time.AfterFunc(delay, func() { b.flush(id) })
+	} else if due.Before(p.due) {
+		p.due = due
+		p.timer.Reset(delay)
+	}
+	return false
+}
+
+// flush adds the local batch of id to the shared counts and opens the
+// breaker when the trip rule holds.
+func (b *Breaker) flush(id string) {
+	b.mu.Lock()
+	p := b.pending[id]
+	delete(b.pending, id)
+	b.mu.Unlock()
+	if p == nil || (p.successes == 0 && p.failures == 0) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := b.now()
+	var s, f int
+	before, after, err := b.update(ctx, id, func(st *State) bool {
+		if st.State != Closed || st.Generation != p.gen {
+			return false // the breaker moved on: these outcomes are stale
+		}
+		st.add(now, b.s.Window, p.successes, p.failures)
+		if p.sawSuccess {
+			st.Consecutive = p.trail
+		} else {
+			st.Consecutive += p.failures
+		}
+		s, f = st.Counts(now, b.s.Window)
+		total := s + f
+		switch {
+		case st.Consecutive >= b.s.Consecutive:
+			st.Reason = fmt.Sprintf("%d consecutive failures", st.Consecutive)
+		case total >= b.s.MinCalls && float64(f)/float64(total) >= b.s.FailureRatio:
+			st.Reason = fmt.Sprintf("%d of %d calls failed in the last %s", f, total, b.s.Window)
+		default:
+			return true
+		}
+		consecutive := st.Consecutive
+		*st = State{State: Open, Generation: st.Generation + 1, OpenedAtMS: now.UnixMilli(),
+			CooldownMS: b.s.Cooldown.Milliseconds(), Reason: st.Reason, Consecutive: consecutive}
+		return true
+	})
+	if err != nil {
+		b.onError(id, err)
+		return
+	}
+	if after != nil && after.State == Open && before.State == Closed {
+		b.onChange(Transition{ActionID: id, From: Closed, To: Open, Generation: after.Generation, Successes: s,
+			Failures: f, Consecutive: after.Consecutive, Cooldown: b.s.Cooldown, Reason: after.Reason})
+	}
+}
+
+// Flush writes every pending batch now (on shutdown, and in tests).
+func (b *Breaker) Flush() {
+	b.mu.Lock()
+	ids := make([]string, 0, len(b.pending))
+	for id, p := range b.pending {
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+		ids = append(ids, id)
+	}
+	b.mu.Unlock()
+	for _, id := range ids {
+		b.flush(id)
+	}
+}
+
+// Get returns the state of an action as this replica knows it.
+func (b *Breaker) Get(actionID string) State {
+	st, _ := b.get(actionID)
+	return *st
+}
+
+// List returns the state of every action that has one, sorted by action id,
+// read from KV.
+func (b *Breaker) List(ctx context.Context) ([]State, error) {
+	w, err := b.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list breakers: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []State
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list breakers: %w", ctx.Err())
+		case e := <-w.Updates():
+			if e == nil {
+				slices.SortFunc(out, func(a, c State) int { return cmp.Compare(a.ActionID, c.ActionID) })
+				return out, nil
+			}
+			var st State
+			if err := json.Unmarshal(e.Value(), &st); err == nil {
+				out = append(out, st)
+			}
+		}
+	}
+}
+
+// Reset closes the breaker of an action for every replica.
+func (b *Breaker) Reset(ctx context.Context, actionID string) (State, error) {
+	b.refresh(ctx, actionID)
+	before, after, err := b.update(ctx, actionID, func(st *State) bool {
+		*st = State{State: Closed, Generation: st.Generation + 1, Reason: "reset by an admin"}
+		return true
+	})
+	if err != nil {
+		return State{}, err
+	}
+	if before.State != Closed {
+		b.onChange(Transition{ActionID: actionID, From: before.State, To: Closed, Generation: after.Generation, Reason: after.Reason})
+	}
+	return *after, nil
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/internal/embedded"
+)
+
+// conn is a NATS connection with JetStream, and the embedded server when
+// there is one.
+type conn struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	srv *server.Server
+}
+
+// close drains the connection (flushing the last acks) and stops the
+// embedded server.
+func (c *conn) close() {
+	if c.nc != nil {
+		_ = c.nc.Drain()
+		deadline := time.Now().Add(10 * time.Second)
+		for !c.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if c.srv != nil {
+		c.srv.Shutdown()
+		c.srv.WaitForShutdown()
+	}
+}
+
+// natsOptions are the connection options of the settings: reconnect
+// forever, and the auth options that are set.
+func (s *settings) natsOptions(name string, log *slog.Logger) ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("disconnected from NATS", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("NATS error", "err", err) }),
+	}
+	if s.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(s.NATSCreds))
+	}
+	if s.NATSNKey != "" {
+		o, err := nats.NkeyOptionFromSeed(s.NATSNKey)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if s.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(s.NATSUser, s.NATSPassword))
+	}
+	if s.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(s.NATSCA))
+	}
+	if s.NATSCert != "" || s.NATSKey != "" {
+		opts = append(opts, nats.ClientCert(s.NATSCert, s.NATSKey))
+	}
+	return opts, nil
+}
+
+// connectService connects the service: to NATS_URL, or to an embedded
+// server it starts (in-process connection, client port on
+// ACTIONS_NATS_LISTEN for producers and tools).
+func connectService(ctx context.Context, s *settings, log *slog.Logger) (*conn, error) {
+	opts, err := s.natsOptions("actions-consumer", log)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{}
+	url := s.NATSURL
+	if url == "" {
+		dir, err := filepath.Abs(s.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		c.srv, err = embedded.Start(embedded.Options{StoreDir: dir, Listen: s.Listen})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("embedded NATS server started", "url", c.srv.ClientURL(), "store_dir", dir)
+		opts = append(opts, nats.InProcessServer(c.srv))
+		url = c.srv.ClientURL()
+	}
+	c.nc, err = nats.Connect(url, opts...)
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(url), err)
+	}
+	c.js, err = jetstream.New(c.nc)
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// connectClient connects a tool (trigger, logs, tokens, breakers) to
+// NATS_URL or, when it is empty, to the embedded server's address.
+func connectClient(s *settings) (*conn, error) {
+	opts, err := s.natsOptions("actions-cli", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	url := s.NATSURL
+	if url == "" {
+		url = "nats://" + s.Listen
+	}
+	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(0))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s (is the service running?): %w", redactURLs(url), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &conn{nc: nc, js: js}, nil
+}
+
+// redactURLs hides passwords in a comma-separated list of URLs.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "****" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("ACTIONS_LOG_LEVEL %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

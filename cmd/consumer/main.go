@@ -1,0 +1,75 @@
+// Command consumer is the Custom Actions engine: run with no arguments (or
+// "run") it executes triggers; its other subcommands are the tools people
+// use with it (demo, trigger, logs, tokens, breakers).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		var ec exitCode
+		if errors.As(err, &ec) {
+			os.Exit(int(ec))
+		}
+		fmt.Fprintln(os.Stderr, "consumer:", err)
+		os.Exit(1)
+	}
+}
+
+// exitCode ends the program with a code after the command printed its own
+// message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+const usage = `consumer: the Custom Actions engine
+
+  consumer [run]                 run the service (embedded NATS when NATS_URL is empty)
+  consumer demo                  run the service on an embedded server with a local API and show it working
+  consumer trigger [flags]       publish a trigger and print its result
+  consumer logs [-f] [ACTION_ID] print log events, -f to follow
+  consumer tokens test|save -f FILE | get ID | list | delete ID   manage tokens
+  consumer breakers list | reset ACTION_ID                         see and reset circuit breakers
+  consumer settings              print the settings (environment variables) and their values
+
+Settings come from environment variables; see the README.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runService(ctx, args, getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args, getenv, stdout, stderr)
+	case "trigger":
+		return runTrigger(ctx, args, getenv, stdout, stderr)
+	case "logs":
+		return runLogs(ctx, args, getenv, stdout, stderr)
+	case "tokens":
+		return runTokens(ctx, args, getenv, stdout, stderr)
+	case "breakers":
+		return runBreakers(ctx, args, getenv, stdout, stderr)
+	case "settings":
+		return runSettings(args, getenv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"customactions/auth"
+	"customactions/breaker"
+	"customactions/consumer"
+	"customactions/internal/netguard"
+)
+
+func runService(ctx context.Context, _ []string, _ func(string) string, _, stderr io.Writer) error {
+	s, err := loadSettings()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(s.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, log, nil)
+}
+
+// app is the running service, for the demo and tests.
+type app struct {
+	conn  *conn
+	svc   *consumer.Service
+	store *auth.Store
+	res   *consumer.Resources
+}
+
+// serve runs the service until ctx ends. ready, if set, is called once it
+// consumes.
+func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app)) error {
+	cfg := s.consumerConfig()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	sealer, err := auth.NewSealer(s.EncryptionKey, s.OldKeys)
+	if err != nil {
+		return fmt.Errorf("ACTIONS_ENCRYPTION_KEY: %w", err)
+	}
+	if sealer == nil {
+		log.Warn("ACTIONS_ENCRYPTION_KEY is not set: token secrets are stored unencrypted in the KV buckets")
+	}
+	c, err := connectService(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+
+	res, err := setupWithRetry(ctx, c, cfg, log)
+	if err != nil {
+		return err
+	}
+	policy := netguard.Policy{AllowPrivate: s.AllowPrivate, AllowHosts: s.AllowHosts}
+	if s.AllowPrivate {
+		log.Warn("ACTIONS_ALLOW_PRIVATE_NETWORKS is on: action and auth URLs may reach loopback and private addresses")
+	}
+	client := policy.Client(cfg.Workers)
+	store := auth.NewStore(res.Tokens, sealer)
+	fetcher := auth.NewFetcher(auth.WithHTTPClient(client))
+	mgr := auth.NewManager(res.Fetched, fetcher, auth.WithSealer(sealer))
+
+	var svc *consumer.Service
+	br, err := breaker.New(res.Breakers, s.breakerSettings(),
+		breaker.OnTransition(func(tr breaker.Transition) { svc.PublishTransition(tr) }),
+		breaker.OnError(func(actionID string, err error) {
+			log.Warn("breaker state unreachable, failing open", "action_id", actionID, "err", err)
+		}))
+	if err != nil {
+		return err
+	}
+	svc, err = consumer.New(c.js, res, cfg, consumer.WithLogger(log), consumer.WithHTTPClient(client),
+		consumer.WithTokens(store, mgr), consumer.WithBreaker(br))
+	if err != nil {
+		return err
+	}
+	if err := br.Watch(ctx); err != nil {
+		return err
+	}
+	defer br.Flush()
+	admin := consumer.NewAdmin(cfg.Prefix, store, mgr, fetcher, br, log)
+	adminSub, err := admin.Subscribe(c.nc)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = adminSub.Drain() }()
+	if ready != nil {
+		go func() {
+			for !svc.Running() && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			ready(&app{conn: c, svc: svc, store: store, res: res})
+		}()
+	}
+	return svc.Run(ctx)
+}
+
+// setupWithRetry creates the streams and buckets, retrying while the NATS
+// cluster is not ready (no JetStream leader yet, for example).
+func setupWithRetry(ctx context.Context, c *conn, cfg consumer.Config, log *slog.Logger) (*consumer.Resources, error) {
+	var res *consumer.Resources
+	b := backoff.NewExponentialBackOff()
+	b.MaxInterval = 5 * time.Second
+	b.MaxElapsedTime = 0 // until ctx ends
+	err := backoff.RetryNotify(func() error {
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		var err error
+		res, err = consumer.Setup(sctx, c.js, cfg)
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+		log.Warn("JetStream setup failed, retrying", "err", err, "retry_in", d)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set up streams and buckets: %w", err)
+	}
+	return res, nil
+}
+
+func (s *settings) breakerSettings() breaker.Settings {
+	return breaker.Settings{Window: s.BreakerWindow, MinCalls: s.BreakerMinCalls, FailureRatio: s.BreakerRatio,
+		Consecutive: s.BreakerConsecutive, Cooldown: s.BreakerCooldown, MaxCooldown: s.BreakerMaxCooldown}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"customactions/consumer"
+)
+
+// settings are the environment variables of the service. Every one is in
+// the README's table.
+type settings struct {
+	NATSURL      string `envconfig:"NATS_URL" desc:"comma-separated NATS server URLs; empty starts the embedded server"`
+	NATSCreds    string `envconfig:"NATS_CREDS" desc:"credentials file (JWT + nkey seed)"`
+	NATSNKey     string `envconfig:"NATS_NKEY" desc:"nkey seed file"`
+	NATSUser     string `envconfig:"NATS_USER" desc:"user name"`
+	NATSPassword string `envconfig:"NATS_PASSWORD" desc:"password"`
+	NATSCA       string `envconfig:"NATS_CA" desc:"CA certificate file for TLS"`
+	NATSCert     string `envconfig:"NATS_CERT" desc:"client certificate file for mutual TLS"`
+	NATSKey      string `envconfig:"NATS_KEY" desc:"client key file for mutual TLS"`
+
+	DataDir string `envconfig:"ACTIONS_DATA_DIR" default:"./data" desc:"the embedded server's store directory"`
+	Listen  string `envconfig:"ACTIONS_NATS_LISTEN" default:"127.0.0.1:4222" desc:"the embedded server's client address"`
+	Prefix  string `envconfig:"ACTIONS_PREFIX" default:"actions" desc:"subject prefix"`
+
+	Replicas        int           `envconfig:"ACTIONS_REPLICAS" default:"1" desc:"replicas of streams and buckets (1 embedded, 3 on a cluster)"`
+	Workers         int           `envconfig:"ACTIONS_WORKERS" default:"64" desc:"triggers executed at once per process"`
+	MaxAckPending   int           `envconfig:"ACTIONS_MAX_ACK_PENDING" default:"1024" desc:"triggers handed out and not yet acked, across all replicas"`
+	AckWait         time.Duration `envconfig:"ACTIONS_ACK_WAIT" default:"30s" desc:"redelivery after a replica goes silent (working calls are kept alive)"`
+	MaxDeliver      int           `envconfig:"ACTIONS_MAX_DELIVER" default:"5" desc:"deliveries of a trigger before it is dead-lettered"`
+	DefaultTimeout  time.Duration `envconfig:"ACTIONS_DEFAULT_TIMEOUT" default:"10s" desc:"per-attempt timeout when the trigger sets none"`
+	MaxTimeout      time.Duration `envconfig:"ACTIONS_MAX_TIMEOUT" default:"60s" desc:"largest timeout_ms a trigger may ask for"`
+	ResponseBodyCap int64         `envconfig:"ACTIONS_RESPONSE_BODY_CAP" default:"1048576" desc:"bytes of response body kept in a result"`
+	MaxTriggerBytes int           `envconfig:"ACTIONS_MAX_TRIGGER_BYTES" default:"262144" desc:"largest trigger accepted"`
+	ShutdownTimeout time.Duration `envconfig:"ACTIONS_SHUTDOWN_TIMEOUT" default:"30s" desc:"time to finish in-flight triggers on SIGTERM"`
+	RetentionMaxAge time.Duration `envconfig:"ACTIONS_RETENTION" default:"168h" desc:"max age of results and log events"`
+
+	AllowPrivate  bool     `envconfig:"ACTIONS_ALLOW_PRIVATE_NETWORKS" default:"false" desc:"allow action and auth URLs on loopback/private addresses"`
+	AllowHosts    []string `envconfig:"ACTIONS_ALLOW_HOSTS" desc:"hosts (or *.domain) allowed even on private addresses"`
+	EncryptionKey string   `envconfig:"ACTIONS_ENCRYPTION_KEY" desc:"base64 32-byte key for secrets at rest"`
+	OldKeys       []string `envconfig:"ACTIONS_ENCRYPTION_OLD_KEYS" desc:"comma-separated older keys, still used to decrypt"`
+
+	BreakerWindow      time.Duration `envconfig:"ACTIONS_BREAKER_WINDOW" default:"60s" desc:"rolling window of the breaker's failure ratio"`
+	BreakerMinCalls    int           `envconfig:"ACTIONS_BREAKER_MIN_CALLS" default:"10" desc:"calls in the window before the ratio can trip"`
+	BreakerRatio       float64       `envconfig:"ACTIONS_BREAKER_FAILURE_RATIO" default:"0.5" desc:"failure ratio that opens the breaker"`
+	BreakerConsecutive int           `envconfig:"ACTIONS_BREAKER_CONSECUTIVE" default:"5" desc:"consecutive failures that open the breaker"`
+	BreakerCooldown    time.Duration `envconfig:"ACTIONS_BREAKER_COOLDOWN" default:"30s" desc:"first cool-down before a probe"`
+	BreakerMaxCooldown time.Duration `envconfig:"ACTIONS_BREAKER_MAX_COOLDOWN" default:"10m" desc:"cap of the doubling cool-down"`
+
+	LogLevel string `envconfig:"ACTIONS_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+}
+
+func loadSettings() (*settings, error) {
+	var s settings
+	if err := envconfig.Process("", &s); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	return &s, nil
+}
+
+func (s *settings) consumerConfig() consumer.Config {
+	return consumer.Config{
+		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, MaxAckPending: s.MaxAckPending,
+		AckWait: s.AckWait, MaxDeliver: s.MaxDeliver, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
+		ResponseBodyCap: s.ResponseBodyCap, MaxTriggerBytes: s.MaxTriggerBytes, ShutdownTimeout: s.ShutdownTimeout,
+		RetentionMaxAge: s.RetentionMaxAge,
+	}.WithDefaults()
+}
+
+// runSettings prints every setting: its variable, type, default and
+// meaning.
+func runSettings(_ []string, _ func(string) string, stdout io.Writer) error {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if err := envconfig.Usagef("", &settings{}, tw, envconfig.DefaultTableFormat); err != nil {
+		return err
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"customactions/events"
+)
+
+// headerFlags collects repeated -H "Name: value" flags.
+type headerFlags map[string]string
+
+func (h headerFlags) String() string { return "" }
+func (h headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("header %q must be Name: value", v)
+	}
+	h[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	return nil
+}
+
+func runTrigger(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "", "trigger JSON file (- for stdin); flags below override its fields")
+	id := fs.String("id", "", "trigger id (default: a new unique id)")
+	action := fs.String("action", "", "action id")
+	source := fs.String("source", "", "inbox, bot or test (default inbox)")
+	token := fs.String("token", "", "token id")
+	method := fs.String("method", "", "HTTP method (default GET, POST with -body)")
+	url := fs.String("url", "", "action URL")
+	body := fs.String("body", "", "request body")
+	timeout := fs.Int64("timeout-ms", 0, "per-attempt timeout in ms")
+	ctxJSON := fs.String("context", "", "context JSON object")
+	wait := fs.Duration("wait", 60*time.Second, "how long to wait for the result (0: do not wait)")
+	headers := headerFlags{}
+	fs.Var(headers, "H", "request header \"Name: value\" (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	t := &events.Trigger{}
+	if *file != "" {
+		data, err := readFileArg(*file)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(data, t); err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&t.ID, *id)
+	set(&t.ActionID, *action)
+	set(&t.Source, *source)
+	set(&t.TokenID, *token)
+	set(&t.Request.Method, *method)
+	set(&t.Request.URL, *url)
+	set(&t.Request.Body, *body)
+	if *timeout > 0 {
+		t.Request.TimeoutMS = *timeout
+	}
+	if *ctxJSON != "" {
+		t.Context = json.RawMessage(*ctxJSON)
+	}
+	if len(headers) > 0 && t.Request.Headers == nil {
+		t.Request.Headers = map[string]string{}
+	}
+	for k, v := range headers {
+		t.Request.Headers[k] = v
+	}
+	if t.ID == "" {
+		t.ID = "trg_" + nuid.Next()
+	}
+	if t.Source == "" {
+		t.Source = events.SourceInbox
+	}
+	if t.Request.Method == "" {
+		t.Request.Method = "GET"
+		if t.Request.Body != "" {
+			t.Request.Method = "POST"
+		}
+	}
+	if t.ActionID == "" {
+		return fmt.Errorf("trigger: -action (or action_id in the file) is required")
+	}
+
+	s, err := loadSettings()
+	if err != nil {
+		return err
+	}
+	c, err := connectClient(s)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	subjects := events.NewSubjects(s.Prefix)
+	var sub *nats.Subscription
+	results := make(chan *nats.Msg, 64)
+	if *wait > 0 {
+		if sub, err = c.nc.ChanSubscribe(subjects.Result(t.ActionID), results); err != nil {
+			return err
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: subjects.Trigger(t.Source, t.ActionID), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, t.ID)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ack, err := c.js.PublishMsg(pctx, msg)
+	if err != nil {
+		return fmt.Errorf("publish trigger: %w", err)
+	}
+	fmt.Fprintf(stderr, "published trigger %s to %s (stream %s, seq %d)\n", t.ID, msg.Subject, ack.Stream, ack.Sequence)
+	if *wait == 0 {
+		return nil
+	}
+	timer := time.NewTimer(*wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("no result for trigger %s within %s", t.ID, *wait)
+		case m := <-results:
+			var r events.Result
+			if json.Unmarshal(m.Data, &r) != nil || r.TriggerID != t.ID {
+				continue
+			}
+			var pretty json.RawMessage = m.Data
+			out, _ := json.MarshalIndent(pretty, "", "  ")
+			fmt.Fprintln(stdout, string(out))
+			if r.Status != events.StatusSucceeded {
+				return exitCode(3)
+			}
+			return nil
+		}
+	}
+}
+
+func readFileArg(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(name)
+}
