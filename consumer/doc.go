@@ -1,0 +1,19 @@
+// Package consumer executes triggers. A Service takes triggers from the
+// shared durable pull consumer of the triggers stream with a pool of
+// workers, and runs each through the flow of the contract: validate, check
+// the action's breaker, resolve the token (package auth), call the action
+// URL (refreshing an HTTP token and retrying once on a 401), publish the
+// result and the log event (package events), record the outcome in the
+// breaker (package breaker), and ack.
+//
+// Every outcome maps to one JetStream acknowledgement: a trigger that got a
+// result is acked; one that could not be finished because of an
+// infrastructure fault (the result could not be published) is retried with
+// NakWithDelay, and moved to the dead-letter stream once it exhausts
+// MaxDeliver. Long calls are kept alive with InProgress, so AckWait never
+// expires under a working call.
+//
+// Setup creates or updates the streams, the durable consumer and the KV
+// buckets that the service and its tools share. AdminService answers the
+// admin requests of the contract.
+package consumer

@@ -1,0 +1,330 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/auth"
+	"customactions/breaker"
+	"customactions/events"
+)
+
+// run is what executing one trigger produced.
+type run struct {
+	res  *events.Result
+	logs []logEntry
+	// done records the outcome in the breaker, after the result is stored.
+	done func(status string)
+	// infra is set when the trigger could not be finished for a reason of
+	// ours (KV unreachable, shutdown); it is retried instead of answered.
+	infra error
+}
+
+type logEntry struct {
+	ev    *events.LogEvent
+	msgID string
+}
+
+func (r *run) log(level, event, message string, details map[string]any) {
+	res := r.res
+	r.logs = append(r.logs, logEntry{
+		ev: &events.LogEvent{Level: level, Event: event, ActionID: res.ActionID, TriggerID: res.TriggerID,
+			TokenID: res.TokenID, Message: message, Details: details, Context: res.Context},
+		msgID: "log-" + res.TriggerID + "-" + event,
+	})
+}
+
+// handle runs one trigger through the flow and acknowledges it.
+func (s *Service) handle(work context.Context, msg jetstream.Msg) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	stop := s.keepAlive(msg)
+	defer stop()
+
+	meta, err := msg.Metadata()
+	if err != nil {
+		s.log.Error("trigger without JetStream metadata, terminating it", "subject", msg.Subject(), "err", err)
+		_ = msg.TermWithReason("no metadata")
+		return
+	}
+	started := s.now()
+	t, derr := events.Decode(s.subjects, msg.Subject(), msg.Data(), s.cfg.limits())
+	r := &run{res: &events.Result{TriggerID: t.ID, ActionID: t.ActionID, Source: t.Source, TokenID: t.TokenID,
+		Context: t.Context, StartedAt: events.FormatTime(started)}}
+	if r.res.TriggerID == "" || len(r.res.TriggerID) > 128 {
+		r.res.TriggerID = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	}
+	if derr != nil {
+		var inv *events.InvalidError
+		msgText := derr.Error()
+		if errors.As(derr, &inv) {
+			msgText = inv.Message
+		}
+		s.reject(r, events.CodeInvalidTrigger, msgText)
+	} else {
+		ctx, cancel := context.WithTimeout(work, s.budget(t))
+		s.execute(ctx, t, r)
+		cancel()
+		if work.Err() != nil && r.infra == nil {
+			r.infra = fmt.Errorf("shutdown: %w", work.Err())
+		}
+	}
+	finished := s.now()
+	r.res.FinishedAt = events.FormatTime(finished)
+	r.res.DurationMS = finished.Sub(started).Milliseconds()
+	s.finish(msg, meta, r)
+}
+
+// budget bounds a whole trigger: two attempts and a token refresh.
+func (s *Service) budget(t *events.Trigger) time.Duration {
+	return 2*s.attemptTimeout(t) + 20*time.Second
+}
+
+func (s *Service) attemptTimeout(t *events.Trigger) time.Duration {
+	if t.Request.TimeoutMS > 0 {
+		return time.Duration(t.Request.TimeoutMS) * time.Millisecond
+	}
+	return s.cfg.DefaultTimeout
+}
+
+func (s *Service) reject(r *run, code, message string) {
+	r.res.Status = events.StatusRejected
+	r.res.Error = &events.Error{Code: code, Message: message}
+	r.log(events.LevelWarn, events.EventTriggerRejected, "trigger rejected: "+message, map[string]any{"code": code})
+}
+
+// execute runs a valid trigger: breaker, token, call, refresh once.
+func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
+	if t.Live() && s.breaker != nil {
+		done, err := s.breaker.Allow(ctx, t.ActionID)
+		if errors.Is(err, breaker.ErrOpen) {
+			r.res.Status = events.StatusBreakerOpen
+			r.res.Error = &events.Error{Code: events.CodeBreakerOpen, Message: "action " + t.ActionID + " is paused by its circuit breaker"}
+			if s.rejected.allow(t.ActionID, s.now()) {
+				r.log(events.LevelWarn, events.EventBreakerRejected, "circuit breaker is open: calls to this action are paused", nil)
+			}
+			return
+		}
+		if err != nil {
+			s.log.Warn("breaker unavailable, letting the call through", "action_id", t.ActionID, "err", err)
+		}
+		r.done = done
+	}
+
+	var tok *auth.Token
+	if t.TokenID != "" {
+		var err error
+		tok, err = s.tokens.Get(ctx, t.TokenID)
+		if errors.Is(err, auth.ErrTokenNotFound) {
+			s.reject(r, events.CodeTokenNotFound, fmt.Sprintf("token %q does not exist", t.TokenID))
+			return
+		}
+		if err != nil {
+			r.infra = err
+			return
+		}
+	}
+
+	header, fetched, ok := s.tokenHeader(ctx, t, tok, r, nil)
+	if !ok {
+		return
+	}
+	c := s.call(ctx, t, header)
+	r.res.Attempts = 1
+	if c.status == 401 && tok != nil && tok.Type == auth.TypeHTTP {
+		if header, _, ok = s.tokenHeader(ctx, t, tok, r, fetched); !ok {
+			return
+		}
+		c = s.call(ctx, t, header)
+		r.res.Attempts = 2
+	}
+	s.conclude(t, tok, c, r)
+}
+
+// tokenHeader returns the header value of tok ("" for no token): a text
+// token's value, or the current fetched token of an HTTP token, refreshed
+// when failed is the token an action just refused.
+func (s *Service) tokenHeader(ctx context.Context, t *events.Trigger, tok *auth.Token, r *run, failed *auth.Fetched) (header, *auth.Fetched, bool) {
+	switch {
+	case tok == nil:
+		return header{}, nil, true
+	case tok.Type == auth.TypeText:
+		return header{name: tok.Header, value: tok.Prefix + tok.Value.Reveal()}, nil, true
+	case tok.Type != auth.TypeHTTP:
+		s.reject(r, events.CodeTokenNotFound, fmt.Sprintf("token %q has an unknown type %q", t.TokenID, tok.Type))
+		return header{}, nil, false
+	}
+	var (
+		f   *auth.Fetched
+		oc  auth.Outcome
+		err error
+	)
+	if failed == nil {
+		f, oc, err = s.mgr.Current(ctx, tok)
+	} else {
+		f, oc, err = s.mgr.Refresh(ctx, tok, failed)
+		oc.Waited = true
+	}
+	if oc.Waited {
+		r.res.TokenRefreshed = true
+	}
+	if err != nil {
+		s.refreshFailed(r, err)
+		return header{}, nil, false
+	}
+	if oc.Fetched {
+		d := map[string]any{"token": f.Token, "revision": f.Revision}
+		if !f.ExpiresAt.IsZero() {
+			d["expires_at"] = events.FormatTime(f.ExpiresAt)
+		}
+		r.log(events.LevelInfo, events.EventTokenRefreshed, "token "+tok.ID+" fetched from its auth endpoint", d)
+	}
+	return header{name: tok.Header, value: tok.Prefix + f.Token.Reveal()}, f, true
+}
+
+func (s *Service) refreshFailed(r *run, err error) {
+	r.res.Status = events.StatusFailed
+	msg := err.Error()
+	details := map[string]any{}
+	var aerr *auth.AuthError
+	if errors.As(err, &aerr) {
+		details["auth_status"] = aerr.Status
+		details["auth_body"] = capString(aerr.Body, 2048)
+	}
+	r.res.Error = &events.Error{Code: events.CodeTokenRefreshFailed, Message: "token refresh failed: " + msg}
+	r.log(events.LevelError, events.EventTokenRefreshFailed, msg, details)
+}
+
+// conclude maps the final call to the result and its log event.
+func (s *Service) conclude(t *events.Trigger, tok *auth.Token, c *callResult, r *run) {
+	res := r.res
+	res.HTTPStatus = c.status
+	if c.status != 0 {
+		res.Response = &events.Response{Headers: c.headers, Body: c.body, Truncated: c.truncated}
+	}
+	switch {
+	case c.code == events.CodeURLNotAllowed:
+		res.Attempts = 0
+		s.reject(r, c.code, c.message)
+		return
+	case c.code != "":
+		res.Status = events.StatusFailed
+		res.Error = &events.Error{Code: c.code, Message: c.message}
+	case c.status >= 200 && c.status <= 299:
+		res.Status = events.StatusSucceeded
+	case c.status == 401 && tok != nil && tok.Type == auth.TypeHTTP:
+		res.Status = events.StatusFailed
+		res.Error = &events.Error{Code: events.CodeUnauthorized, Message: "the action answered 401 again after the token was refreshed"}
+	default:
+		res.Status = events.StatusFailed
+		res.Error = &events.Error{Code: events.CodeHTTPError, Message: fmt.Sprintf("the action answered %d", c.status)}
+	}
+	details := map[string]any{"method": t.Request.Method, "url": displayURL(t.Request.URL),
+		"http_status": c.status, "attempts": res.Attempts, "duration_ms": c.elapsed.Milliseconds()}
+	if res.TokenRefreshed {
+		details["token_refreshed"] = true
+	}
+	if res.Status == events.StatusSucceeded {
+		r.log(events.LevelInfo, events.EventActionSucceeded, fmt.Sprintf("%s %s answered %d", t.Request.Method, displayURL(t.Request.URL), c.status), details)
+		return
+	}
+	details["code"] = res.Error.Code
+	r.log(events.LevelError, events.EventActionFailed, res.Error.Message, details)
+}
+
+// displayURL drops the query and user info of u: they may carry keys.
+func displayURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(invalid url)"
+	}
+	p.RawQuery, p.User, p.Fragment = "", nil, ""
+	return p.String()
+}
+
+func capString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// finish publishes the result and log events, records the outcome in the
+// breaker and acks; an infrastructure fault naks with a growing delay, and
+// the last delivery goes to the dead-letter stream.
+func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r.infra == nil {
+		now := events.FormatTime(s.now())
+		pend := make([]events.Pending, 0, 1+len(r.logs))
+		pend = append(pend, s.pub.Result(r.res))
+		for _, l := range r.logs {
+			l.ev.Time = now
+			pend = append(pend, s.pub.Log(l.ev, l.msgID))
+		}
+		if err := events.WaitAll(ctx, pend...); err != nil {
+			r.infra = fmt.Errorf("publish result: %w", err)
+		}
+	}
+	if r.infra != nil {
+		s.retryLater(ctx, msg, meta, r)
+		return
+	}
+	if r.done != nil {
+		r.done(r.res.Status)
+	}
+	if s.beforeAck != nil && !s.beforeAck(msg) {
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		s.log.Warn("ack trigger", "trigger_id", r.res.TriggerID, "stream_seq", meta.Sequence.Stream, "err", err)
+	}
+	s.processed.Add(1)
+}
+
+func (s *Service) retryLater(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run) {
+	if r.done != nil {
+		r.done("") // release a probe slot without counting
+	}
+	attrs := []any{"trigger_id", r.res.TriggerID, "action_id", r.res.ActionID, "stream_seq", meta.Sequence.Stream,
+		"attempt", meta.NumDelivered, "err", r.infra}
+	if int(meta.NumDelivered) < s.cfg.MaxDeliver {
+		delay := min(time.Second<<(meta.NumDelivered-1), 30*time.Second)
+		s.log.Warn("trigger not finished, retrying later", append(attrs, "delay", delay)...)
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	s.deadLetter(ctx, msg, meta, r)
+}
+
+// keepAlive tells JetStream the trigger is being worked on every third of
+// AckWait, until stop is called.
+func (s *Service) keepAlive(msg jetstream.Msg) (stop func()) {
+	every := s.cfg.AckWait / 3
+	var mu sync.Mutex
+	stopped := false
+	var timer *time.Timer
+	timer = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		_ = msg.InProgress()
+		timer.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		timer.Stop()
+	}
+}

@@ -1,0 +1,186 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/auth"
+	"customactions/events"
+	"customactions/internal/netguard"
+)
+
+// Breaker pauses failing actions; *breaker.Breaker satisfies it. Allow
+// returns an error wrapping breaker.ErrOpen when the action is paused, and
+// otherwise a done function to call with the status of the live trigger's
+// result ("" when it ended without one).
+type Breaker interface {
+	Allow(ctx context.Context, actionID string) (done func(status string), err error)
+}
+
+// Service executes triggers from the shared durable consumer.
+type Service struct {
+	cfg      Config
+	js       jetstream.JetStream
+	res      *Resources
+	subjects events.Subjects
+	pub      *events.Publisher
+	tokens   *auth.Store
+	mgr      *auth.Manager
+	client   *http.Client
+	breaker  Breaker
+	log      *slog.Logger
+	now      func() time.Time
+	rejected rateLimiter
+
+	// beforeAck, when set, is called before a trigger is acked; returning
+	// false skips the ack, as a crash right before it would.
+	beforeAck func(jetstream.Msg) bool
+
+	inFlight  atomic.Int64
+	processed atomic.Int64
+	running   atomic.Bool
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithLogger sets the process logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithHTTPClient sets the client of action requests (default: a keep-alive
+// client guarded by netguard with private networks refused).
+func WithHTTPClient(c *http.Client) Option { return func(s *Service) { s.client = c } }
+
+// WithBreaker sets the circuit breaker (default: none, every call goes
+// through).
+func WithBreaker(b Breaker) Option { return func(s *Service) { s.breaker = b } }
+
+// WithClock sets the clock of timestamps (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithTokens sets the token store and the fetched-token manager (default:
+// built over the buckets of Resources, without encryption).
+func WithTokens(store *auth.Store, mgr *auth.Manager) Option {
+	return func(s *Service) { s.tokens, s.mgr = store, mgr }
+}
+
+// New returns a Service over the resources made by Setup. cfg gets its
+// defaults.
+func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, js: js, res: res, subjects: events.NewSubjects(cfg.Prefix),
+		log: slog.New(slog.DiscardHandler), now: time.Now, rejected: rateLimiter{every: time.Second}}
+	for _, o := range opts {
+		o(s)
+	}
+	s.pub = events.NewPublisher(js, s.subjects)
+	if s.client == nil {
+		s.client = netguard.Policy{}.Client(cfg.Workers)
+	}
+	if s.tokens == nil {
+		s.tokens = auth.NewStore(res.Tokens, nil)
+		s.mgr = auth.NewManager(res.Fetched, auth.NewFetcher(auth.WithHTTPClient(s.client)))
+	}
+	return s, nil
+}
+
+// Tokens returns the token store.
+func (s *Service) Tokens() *auth.Store { return s.tokens }
+
+// Manager returns the fetched-token manager.
+func (s *Service) Manager() *auth.Manager { return s.mgr }
+
+// InFlight returns the number of triggers being executed now.
+func (s *Service) InFlight() int64 { return s.inFlight.Load() }
+
+// Processed returns the number of triggers finished (acked) since start.
+func (s *Service) Processed() int64 { return s.processed.Load() }
+
+// Running reports whether the consume loop is running.
+func (s *Service) Running() bool { return s.running.Load() }
+
+// Run consumes triggers until ctx ends, then stops pulling, finishes the
+// triggers it holds within ShutdownTimeout (those still running then are
+// nak'ed for another replica) and returns. The caller drains the
+// connection afterwards so the last acks are flushed.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.tokens.Watch(ctx); err != nil {
+		return err
+	}
+	if err := s.mgr.Watch(ctx); err != nil {
+		return err
+	}
+	msgs, err := s.res.Triggers.Messages(jetstream.PullMaxMessages(s.cfg.Workers))
+	if err != nil {
+		return fmt.Errorf("pull triggers: %w", err)
+	}
+	// Work goes on after ctx ends, until the shutdown bound.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	s.running.Store(true)
+	defer s.running.Store(false)
+	var wg sync.WaitGroup
+	for range s.cfg.Workers {
+		wg.Go(func() {
+			for {
+				msg, err := msgs.Next()
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				if err != nil {
+					s.log.Warn("pull triggers", "err", err)
+					continue
+				}
+				s.handle(work, msg)
+			}
+		})
+	}
+	s.log.Info("consuming triggers", "stream", s.cfg.TriggerStream, "durable", s.cfg.Durable, "workers", s.cfg.Workers)
+
+	<-ctx.Done()
+	s.log.Info("shutting down: no new triggers, finishing in-flight ones", "in_flight", s.inFlight.Load(), "bound", s.cfg.ShutdownTimeout)
+	msgs.Drain() // buffered triggers are still handed out and run
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("shutdown bound reached: cancelling in-flight triggers, they will be redelivered", "in_flight", s.inFlight.Load())
+		cancelWork()
+		<-done
+	}
+	s.log.Info("consumer stopped", "processed", s.processed.Load())
+	return nil
+}
+
+// rateLimiter lets one event per key through every period.
+type rateLimiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  map[string]time.Time
+}
+
+func (r *rateLimiter) allow(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil {
+		r.last = map[string]time.Time{}
+	}
+	if t, ok := r.last[key]; ok && now.Sub(t) < r.every {
+		return false
+	}
+	r.last[key] = now
+	return true
+}
