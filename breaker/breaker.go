@@ -35,7 +35,13 @@ type Breaker struct {
 	mu      sync.Mutex
 	cache   map[string]cached
 	pending map[string]*batch
+	// kvDownUntil: after a KV failure on the call path, calls fail open at
+	// once for a few seconds instead of each waiting for a timeout.
+	kvDownUntil time.Time
 }
+
+// kvRetryAfter is how long the call path skips KV after a failure.
+const kvRetryAfter = 5 * time.Second
 
 type cached struct {
 	st  *State
@@ -172,6 +178,14 @@ func (b *Breaker) Allow(ctx context.Context, actionID string) (done func(status 
 // tryProbe moves the breaker to half-open with this replica as the one
 // probe. Only one replica's compare-and-set wins; the others get ErrOpen.
 func (b *Breaker) tryProbe(ctx context.Context, id string, st *State, rev uint64, reason string) (func(string), error) {
+	b.mu.Lock()
+	down := b.now().Before(b.kvDownUntil)
+	b.mu.Unlock()
+	if down {
+		return func(string) {}, nil // fail open
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	next := *st
 	next.State = HalfOpen
 	next.Generation++
@@ -183,6 +197,9 @@ func (b *Breaker) tryProbe(ctx context.Context, id string, st *State, rev uint64
 	case errors.Is(err, errConflict):
 		return nil, ErrOpen // another replica took the probe
 	case err != nil:
+		b.mu.Lock()
+		b.kvDownUntil = b.now().Add(kvRetryAfter)
+		b.mu.Unlock()
 		b.onError(id, err)
 		return func(string) {}, nil // fail open
 	}

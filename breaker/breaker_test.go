@@ -1,0 +1,289 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/internal/natstest"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type fixture struct {
+	srv   *natstest.Server
+	kv    jetstream.KeyValue
+	clock *clock
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "action_breakers", Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{srv: srv, kv: kv, clock: &clock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}}
+}
+
+// replica is one Breaker with its own connection and the transitions it made.
+type replica struct {
+	*Breaker
+	mu          sync.Mutex
+	transitions []Transition
+	errs        atomic.Int64
+}
+
+func (f *fixture) replica(t *testing.T, s Settings) *replica {
+	t.Helper()
+	_, js := natstest.Connect(t, f.srv)
+	kv, err := js.KeyValue(t.Context(), "action_breakers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{}
+	b, err := New(kv, s, WithClock(f.clock.Now),
+		OnTransition(func(tr Transition) { r.mu.Lock(); r.transitions = append(r.transitions, tr); r.mu.Unlock() }),
+		OnError(func(string, error) { r.errs.Add(1) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Breaker = b
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := b.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *replica) events() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, tr := range r.transitions {
+		out = append(out, tr.From+">"+tr.To)
+	}
+	return out
+}
+
+// outcome runs one live call through the breaker; it reports whether the
+// call was allowed.
+func (r *replica) outcome(t *testing.T, status string) bool {
+	t.Helper()
+	done, err := r.Allow(t.Context(), "act")
+	if errors.Is(err, ErrOpen) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(status)
+	return true
+}
+
+// waitState waits until the replica's view of act is state.
+func waitState(t *testing.T, r *replica, state string) State {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := r.Get("act"); st.State == state {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("state is %s, want %s", r.Get("act").State, state)
+	return State{}
+}
+
+func TestOneReplicaOpensProbesAndCloses(t *testing.T) {
+	f := newFixture(t)
+	r := f.replica(t, Settings{Consecutive: 5, Cooldown: 30 * time.Second})
+	for i := range 4 {
+		if !r.outcome(t, "failed") {
+			t.Fatalf("call %d refused before the threshold", i)
+		}
+	}
+	if r.Get("act").State == Open {
+		t.Fatal("opened after 4 failures; the threshold is 5")
+	}
+	r.outcome(t, "failed")
+	st := waitState(t, r, Open)
+	if st.Generation != 1 || st.CooldownMS != 30000 {
+		t.Errorf("open state %+v", st)
+	}
+	if r.outcome(t, "failed") {
+		t.Fatal("a call went through an open breaker")
+	}
+	f.clock.Add(29 * time.Second)
+	if r.outcome(t, "failed") {
+		t.Fatal("a call went through before the cool-down ended")
+	}
+	f.clock.Add(time.Second)
+	done, err := r.Allow(t.Context(), "act")
+	if err != nil {
+		t.Fatalf("no probe after the cool-down: %v", err)
+	}
+	if _, err := r.Allow(t.Context(), "act"); !errors.Is(err, ErrOpen) {
+		t.Fatal("a second call went through while the probe runs")
+	}
+	done("succeeded")
+	waitState(t, r, Closed)
+	if !r.outcome(t, "succeeded") {
+		t.Fatal("closed breaker refused a call")
+	}
+	want := []string{"closed>open", "open>half_open", "half_open>closed"}
+	if got := r.events(); len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("transitions %v, want %v", got, want)
+	}
+}
+
+func TestFailedProbeReopensWithLongerCooldown(t *testing.T) {
+	f := newFixture(t)
+	r := f.replica(t, Settings{Consecutive: 2, Cooldown: 10 * time.Second, MaxCooldown: 30 * time.Second})
+	r.outcome(t, "failed")
+	r.outcome(t, "failed")
+	waitState(t, r, Open)
+	for _, wantCool := range []int64{20000, 30000, 30000} {
+		f.clock.Add(time.Hour)
+		if !r.outcome(t, "failed") { // the probe fails
+			t.Fatal("no probe")
+		}
+		st := waitState(t, r, Open)
+		if st.CooldownMS != wantCool {
+			t.Errorf("cool-down after a failed probe = %d ms, want %d", st.CooldownMS, wantCool)
+		}
+	}
+}
+
+func TestTwoReplicasAddUpFailures(t *testing.T) {
+	f := newFixture(t)
+	s := Settings{MinCalls: 10, FailureRatio: 0.5, Consecutive: 100}
+	a, b := f.replica(t, s), f.replica(t, s)
+	// Each replica alone sees 5 calls, under MinCalls; together 10 with 6 failures.
+	for _, r := range []*replica{a, b} {
+		r.outcome(t, "succeeded")
+		r.outcome(t, "failed")
+		r.outcome(t, "succeeded")
+		r.outcome(t, "failed")
+		r.outcome(t, "failed")
+	}
+	a.Flush()
+	b.Flush()
+	waitState(t, a, Open)
+	waitState(t, b, Open)
+	if a.outcome(t, "failed") || b.outcome(t, "failed") {
+		t.Error("a replica let a call through after the breaker opened")
+	}
+	opened := len(a.events()) + len(b.events())
+	if opened != 1 {
+		t.Errorf("%d transitions reported, want exactly 1 breaker_opened", opened)
+	}
+}
+
+func TestExactlyOneProbeAcrossReplicas(t *testing.T) {
+	f := newFixture(t)
+	s := Settings{Consecutive: 1, Cooldown: time.Second}
+	a, b := f.replica(t, s), f.replica(t, s)
+	a.outcome(t, "failed")
+	waitState(t, a, Open)
+	waitState(t, b, Open)
+	f.clock.Add(2 * time.Second)
+	var probes atomic.Int64
+	var wg sync.WaitGroup
+	for _, r := range []*replica{a, b} {
+		for range 20 {
+			wg.Go(func() {
+				if _, err := r.Allow(context.Background(), "act"); err == nil {
+					probes.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := probes.Load(); n != 1 {
+		t.Errorf("%d probes let through, want exactly 1", n)
+	}
+}
+
+func TestStaleOutcomeCannotFlipNewerState(t *testing.T) {
+	f := newFixture(t)
+	r := f.replica(t, Settings{Consecutive: 2, Cooldown: time.Minute})
+	lateDone, err := r.Allow(t.Context(), "act") // a slow call of generation 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.outcome(t, "failed")
+	r.outcome(t, "failed")
+	waitState(t, r, Open)
+	if _, err := r.Reset(t.Context(), "act"); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, r, Closed)
+	lateDone("failed") // counted under generation 0: ignored
+	lateDone2, _ := r.Allow(t.Context(), "act")
+	lateDone2("failed")
+	r.Flush()
+	time.Sleep(50 * time.Millisecond)
+	now := r.Get("act")
+	if now.State != Closed || now.Consecutive != 1 || now.Generation != st.Generation {
+		t.Errorf("state %+v: the stale failure was counted or flipped the state", now)
+	}
+}
+
+func TestResetClosesForEveryReplica(t *testing.T) {
+	f := newFixture(t)
+	s := Settings{Consecutive: 1, Cooldown: time.Hour, MaxCooldown: 2 * time.Hour}
+	a, b := f.replica(t, s), f.replica(t, s)
+	a.outcome(t, "failed")
+	waitState(t, b, Open)
+	st, err := b.Reset(t.Context(), "act")
+	if err != nil || st.State != Closed {
+		t.Fatalf("reset: %+v %v", st, err)
+	}
+	waitState(t, a, Closed)
+	if !a.outcome(t, "succeeded") || !b.outcome(t, "succeeded") {
+		t.Error("a call was refused after the reset")
+	}
+	list, err := a.List(t.Context())
+	if err != nil || len(list) != 1 || list[0].State != Closed || list[0].ActionID != "act" {
+		t.Errorf("list %+v %v", list, err)
+	}
+}
+
+func TestFailsOpenWithoutKV(t *testing.T) {
+	f := newFixture(t)
+	r := f.replica(t, Settings{Consecutive: 1, Cooldown: time.Second})
+	r.outcome(t, "failed")
+	waitState(t, r, Open)
+	f.clock.Add(time.Minute)
+	f.srv.Shutdown()
+	f.srv.WaitForShutdown()
+	for i := range 3 {
+		done, err := r.Allow(t.Context(), "act")
+		if err != nil {
+			t.Fatalf("call %d refused with KV down: %v", i, err)
+		}
+		done("failed")
+	}
+	if r.errs.Load() == 0 {
+		t.Error("the KV failure was not reported")
+	}
+}
