@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startService runs the service in-process on an embedded server with a
+// random port and points the CLI at it through NATS_URL.
+func startService(t *testing.T) *app {
+	t.Helper()
+	t.Setenv("ACTIONS_DATA_DIR", t.TempDir())
+	t.Setenv("ACTIONS_NATS_LISTEN", "127.0.0.1:0")
+	t.Setenv("ACTIONS_ALLOW_PRIVATE_NETWORKS", "true")
+	t.Setenv("NATS_URL", "")
+	s, err := loadSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *app, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, s, slog.New(slog.DiscardHandler), func(a *app) { ready <- a })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case a := <-ready:
+		t.Setenv("NATS_URL", a.conn.srv.ClientURL())
+		return a
+	case err := <-done:
+		t.Fatalf("service did not start: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("service did not start")
+	}
+	return nil
+}
+
+// cli runs one command as a user would and returns its output.
+func cli(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = run(ctx, args, os.Getenv, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCLIAgainstRunningService(t *testing.T) {
+	startService(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer cli-secret-value-5678" {
+			w.WriteHeader(401)
+			return
+		}
+		w.WriteHeader(201)
+		fmt.Fprint(w, `{"created":true}`)
+	}))
+	t.Cleanup(api.Close)
+	secret := "cli-secret-value-5678"
+	tokenFile := writeFile(t, "crm.json", `{"id":"crm","name":"CRM","description":"read-only key","type":"text","value":"`+secret+`","prefix":"Bearer ","header":"Authorization"}`)
+
+	out, _, err := cli(t, "tokens", "test", "-f", tokenFile)
+	if err != nil || !strings.Contains(out, "test passed") || !strings.Contains(out, "****5678") {
+		t.Errorf("tokens test: %q %v", out, err)
+	}
+	out, _, err = cli(t, "tokens", "save", "-f", tokenFile)
+	if err != nil || !strings.Contains(out, `"value": "****5678"`) {
+		t.Errorf("tokens save: %q %v", out, err)
+	}
+	out, _, err = cli(t, "tokens", "list")
+	if err != nil || !strings.Contains(out, "ID") || !strings.Contains(out, "crm") || !strings.Contains(out, "****5678") {
+		t.Errorf("tokens list: %q %v", out, err)
+	}
+	out, _, err = cli(t, "tokens", "get", "crm", "-o", "json")
+	if err != nil || !strings.Contains(out, `"id": "crm"`) || !strings.Contains(out, `"header": "Authorization"`) {
+		t.Errorf("tokens get: %q %v", out, err)
+	}
+	bad := writeFile(t, "bad.json", `{"id":"bad","type":"text"}`)
+	_, errOut, err := cli(t, "tokens", "save", "-f", bad)
+	var code exitCode
+	if !errors.As(err, &code) || code == 0 || !strings.Contains(errOut, "invalid_token") || !strings.Contains(errOut, "a text token needs a value") {
+		t.Errorf("bad save: %q %v", errOut, err)
+	}
+
+	out, errOut, err = cli(t, "trigger", "-action", "create-order", "-token", "crm", "-method", "POST",
+		"-url", api.URL+"/orders", "-H", "Content-Type: application/json", "-body", `{"sku":"A"}`, "-context", `{"conversation_id":"9"}`)
+	if err != nil || !strings.Contains(out, `"status": "succeeded"`) || !strings.Contains(out, `"http_status": 201`) ||
+		!strings.Contains(out, `"conversation_id": "9"`) {
+		t.Errorf("trigger: %q %q %v", out, errOut, err)
+	}
+	out, _, err = cli(t, "trigger", "-action", "create-order", "-url", "ftp://nope")
+	if !errors.As(err, &code) || code != 3 || !strings.Contains(out, `"status": "rejected"`) {
+		t.Errorf("rejected trigger: %q %v", out, err)
+	}
+	out, _, err = cli(t, "logs", "create-order")
+	if err != nil || !strings.Contains(out, "action_succeeded") || !strings.Contains(out, "trigger_rejected") {
+		t.Errorf("logs: %q %v", out, err)
+	}
+	out, _, err = cli(t, "breakers", "list")
+	if err != nil || !strings.Contains(out, "ACTION") {
+		t.Errorf("breakers list: %q %v", out, err)
+	}
+	out, _, err = cli(t, "tokens", "delete", "crm")
+	if err != nil || !strings.Contains(out, "token crm deleted") {
+		t.Errorf("tokens delete: %q %v", out, err)
+	}
+	_, errOut, err = cli(t, "tokens", "get", "crm")
+	if !errors.As(err, &code) || !strings.Contains(errOut, "not_found") {
+		t.Errorf("get after delete: %q %v", errOut, err)
+	}
+}
+
+func TestLogsFollow(t *testing.T) {
+	a := startService(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	w := &lockedWriter{buf: &out}
+	go func() { done <- run(ctx, []string{"logs", "-f", "act"}, os.Getenv, w, &bytes.Buffer{}) }()
+	time.Sleep(200 * time.Millisecond)
+	_, _, _ = cli(t, "trigger", "-action", "act", "-url", "http://127.0.0.1:1/x", "-wait", "10s")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(w.String(), "action_failed") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(w.String(), "action_failed") {
+		t.Errorf("logs -f printed %q", w.String())
+	}
+	_ = a
+}
+
+func TestSettingsAndUsage(t *testing.T) {
+	out, _, err := cli(t, "settings")
+	if err != nil || !strings.Contains(out, "ACTIONS_WORKERS") || !strings.Contains(out, "NATS_URL") {
+		t.Errorf("settings: %q %v", out, err)
+	}
+	if _, _, err := cli(t, "frobnicate"); err == nil {
+		t.Error("an unknown command succeeded")
+	}
+}
