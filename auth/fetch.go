@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"customactions/internal/netguard"
 )
 
 // AuthError is a failed auth request: the endpoint answered with a status
@@ -114,7 +116,7 @@ func (f *Fetcher) Fetch(ctx context.Context, tok *Token) (*Fetched, error) {
 	op := func() error {
 		res, err := f.do(ctx, tok)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, netguard.ErrNotAllowed) || errors.Is(err, ErrInvalidToken) {
 				return backoff.Permanent(err)
 			}
 			return err // network error: transient
@@ -157,8 +159,11 @@ func (f *Fetcher) do(ctx context.Context, tok *Token) (*TestResult, error) {
 		return nil, err
 	}
 	resp, err := f.client.Do(req)
+	if errors.Is(err, netguard.ErrNotAllowed) {
+		return nil, fmt.Errorf("auth request to %s://%s: %w", req.URL.Scheme, req.URL.Host, netguard.ErrNotAllowed)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("auth request to %s: %s", req.URL.Redacted(), describeNetErr(err, tok))
+		return nil, fmt.Errorf("auth request to %s://%s%s: %s", req.URL.Scheme, req.URL.Host, req.URL.Path, describeNetErr(err, tok))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBody+1))

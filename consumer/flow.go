@@ -14,6 +14,7 @@ import (
 	"customactions/auth"
 	"customactions/breaker"
 	"customactions/events"
+	"customactions/internal/netguard"
 )
 
 // run is what executing one trigger produced.
@@ -174,6 +175,10 @@ func (s *Service) tokenHeader(ctx context.Context, t *events.Trigger, tok *auth.
 	}
 	if oc.Waited {
 		r.res.TokenRefreshed = true
+	}
+	if errors.Is(err, netguard.ErrNotAllowed) {
+		s.reject(r, events.CodeURLNotAllowed, fmt.Sprintf("the auth endpoint of token %s: %v", tok.ID, err))
+		return header{}, nil, false
 	}
 	if err != nil {
 		s.refreshFailed(r, err)
