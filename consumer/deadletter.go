@@ -2,7 +2,11 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,4 +45,82 @@ func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetst
 		Details: map[string]any{"reason": r.infra.Error(), "stream_seq": meta.Sequence.Stream}}
 	_ = s.pub.Log(ev, "").Wait(ctx)
 	_ = msg.TermWithReason("dead-lettered")
+}
+
+// DeadLetter is a trigger in the dead-letter stream.
+type DeadLetter struct {
+	Seq             uint64    `json:"seq"`
+	Subject         string    `json:"original_subject"`
+	Reason          string    `json:"reason"`
+	OriginalSeq     string    `json:"original_seq"`
+	Time            time.Time `json:"time"`
+	Data            []byte    `json:"-"`
+	TriggerID       string    `json:"trigger_id,omitempty"`
+	DeadLetterTopic string    `json:"dead_letter_subject"`
+}
+
+// ListDeadLetters returns the triggers in the dead-letter stream.
+func ListDeadLetters(ctx context.Context, js jetstream.JetStream, cfg Config) ([]DeadLetter, error) {
+	cfg = cfg.WithDefaults()
+	s, err := js.Stream(ctx, cfg.DeadStream)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream %s: %w", cfg.DeadStream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeadLetter
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, deadLetterOf(m))
+	}
+	return out, nil
+}
+
+func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
+	d := DeadLetter{Seq: m.Sequence, Subject: m.Header.Get(HeaderDeadSubject), Reason: m.Header.Get(HeaderDeadReason),
+		OriginalSeq: m.Header.Get(HeaderDeadSeq), Time: m.Time, Data: m.Data, DeadLetterTopic: m.Subject}
+	var t struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(m.Data, &t) == nil {
+		d.TriggerID = t.ID
+	}
+	return d
+}
+
+// ReplayDeadLetter publishes the trigger at seq of the dead-letter stream
+// to its original subject again and removes it from the dead-letter stream.
+// The replay gets a new Nats-Msg-Id, so the triggers stream's duplicate
+// window does not drop it.
+func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, cfg Config, seq uint64) (DeadLetter, error) {
+	cfg = cfg.WithDefaults()
+	s, err := js.Stream(ctx, cfg.DeadStream)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("dead-letter stream %s: %w", cfg.DeadStream, err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	d := deadLetterOf(m)
+	if d.Subject == "" {
+		return d, fmt.Errorf("dead letter %d has no %s header", seq, HeaderDeadSubject)
+	}
+	msg := &nats.Msg{Subject: d.Subject, Data: d.Data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s-replay-%d", d.TriggerID, seq))
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return d, fmt.Errorf("replay dead letter %d: %w", seq, err)
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil {
+		return d, fmt.Errorf("replayed dead letter %d but could not remove it: %w", seq, err)
+	}
+	return d, nil
 }

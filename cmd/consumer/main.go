@@ -40,6 +40,7 @@ const usage = `consumer: the Custom Actions engine
   consumer logs [-f] [ACTION_ID] print log events, -f to follow
   consumer tokens test|save -f FILE | get ID | list | delete ID   manage tokens
   consumer breakers list | reset ACTION_ID                         see and reset circuit breakers
+  consumer dead list | replay SEQ... | replay all                 dead-lettered triggers
   consumer settings              print the settings (environment variables) and their values
 
 Settings come from environment variables; see the README.
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTokens(ctx, args, getenv, stdout, stderr)
 	case "breakers":
 		return runBreakers(ctx, args, getenv, stdout, stderr)
+	case "dead":
+		return runDead(ctx, args, getenv, stdout, stderr)
 	case "settings":
 		return runSettings(args, getenv, stdout)
 	case "help", "-h", "--help":
