@@ -79,12 +79,9 @@ type replica struct {
 // ends (or stop is called).
 func (h *harness) start(opts ...Option) *replica {
 	h.t.Helper()
-	nc, js := natstest.Connect(h.t, h.srv)
+	nc, js := natstest.Connect(h.t, h.srv, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	_ = nc
-	res, err := Setup(context.Background(), js, h.cfg)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	res := setupRetry(h.t, js, h.cfg)
 	client := netguard.Policy{AllowPrivate: true}.Client(h.cfg.Workers)
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	base := []Option{WithHTTPClient(client), WithLogger(logger),
@@ -239,5 +236,24 @@ func assertNoSecret(t *testing.T, where, s string, secrets ...string) {
 		if sec != "" && strings.Contains(s, sec) {
 			t.Errorf("%s contains the secret %q", where, sec)
 		}
+	}
+}
+
+// setupRetry runs Setup until it succeeds; a new cluster may still be
+// electing leaders.
+func setupRetry(t *testing.T, js jetstream.JetStream, cfg Config) *Resources {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := Setup(ctx, js, cfg)
+		cancel()
+		if err == nil {
+			return res
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("setup: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

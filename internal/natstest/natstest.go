@@ -4,7 +4,12 @@
 package natstest
 
 import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -54,4 +59,107 @@ func Connect(t testing.TB, s *Server, opts ...nats.Option) (*nats.Conn, jetstrea
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// StartAt starts a JetStream server on 127.0.0.1:port with its store in
+// dir, to restart a server where it was.
+func StartAt(t testing.TB, dir string, port int) *Server {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{StoreDir: dir, Listen: fmt.Sprintf("127.0.0.1:%d", port), Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return &Server{Server: srv, Dir: dir}
+}
+
+// StartCluster starts n JetStream servers on 127.0.0.1 routed into one
+// cluster, and waits until the cluster has a JetStream meta leader.
+func StartCluster(t testing.TB, n int) []*server.Server {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		u, _ := url.Parse(fmt.Sprintf("nats://127.0.0.1:%d", p))
+		routes = append(routes, u)
+	}
+	nodes := make([]*server.Server, n)
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "actions-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		nodes[i] = s
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ready := true
+		for _, s := range nodes {
+			if !s.ReadyForConnections(time.Second) || !s.JetStreamIsClustered() || s.JetStreamIsCurrent() == false {
+				ready = false
+			}
+		}
+		leader := false
+		for _, s := range nodes {
+			if s.JetStreamIsLeader() {
+				leader = true
+			}
+		}
+		if ready && leader {
+			return nodes
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("the JetStream cluster did not elect a meta leader within 30s")
+	return nil
+}
+
+// ClusterURLs is the comma-separated client URLs of nodes.
+func ClusterURLs(nodes []*server.Server) string {
+	var urls []string
+	for _, s := range nodes {
+		urls = append(urls, s.ClientURL())
+	}
+	return strings.Join(urls, ",")
+}
+
+// ConnectURL connects to urls (comma-separated), closed in t.Cleanup.
+func ConnectURL(t testing.TB, urls string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(urls, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
