@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,6 +195,9 @@ func runDemo(ctx context.Context, args []string, _ func(string) string, stdout, 
 	fire("unknown token", events.Trigger{ActionID: "create-order", TokenID: "nope",
 		Request: events.Request{Method: "GET", URL: srv.URL + "/shop/x"}})
 	for i := range 4 {
+		// The breaker records an outcome right after its result is
+		// published; give it that moment before the next call.
+		time.Sleep(100 * time.Millisecond)
 		fire(fmt.Sprintf("failing API, live call %d (the breaker opens after 3 consecutive failures)", i+1), events.Trigger{ActionID: "sync-crm",
 			Request: events.Request{Method: "POST", URL: srv.URL + "/flaky/sync"}})
 	}
@@ -275,5 +277,3 @@ func printAllLogs(ctx context.Context, js jetstream.JetStream, w io.Writer) erro
 		}
 	}
 }
-
-var _ = strings.TrimSpace
