@@ -23,6 +23,7 @@ type Config struct {
 
 	Replicas        int           // 1 (3 on a cluster)
 	Workers         int           // 64 triggers at once per process
+	Prefetch        int           // 0: triggers buffered beyond Workers (see WithDefaults)
 	MaxAckPending   int           // 1024, across all replicas
 	AckWait         time.Duration // 30 s; long calls are kept alive with InProgress
 	MaxDeliver      int           // 5 deliveries before a trigger is dead-lettered
@@ -60,6 +61,9 @@ func (c Config) WithDefaults() Config {
 	}
 	defInt(&c.Replicas, 1)
 	defInt(&c.Workers, 64)
+	if c.Prefetch < 0 {
+		c.Prefetch = 0
+	}
 	defInt(&c.MaxAckPending, 1024)
 	defInt(&c.MaxDeliver, 5)
 	defInt(&c.MaxTriggerBytes, 256<<10)

@@ -38,7 +38,7 @@ func (r *run) log(level, event, message string, details map[string]any) {
 	r.logs = append(r.logs, logEntry{
 		ev: &events.LogEvent{Level: level, Event: event, ActionID: res.ActionID, TriggerID: res.TriggerID,
 			TokenID: res.TokenID, Message: message, Details: details, Context: res.Context},
-		msgID: "log-" + res.TriggerID + "-" + event,
+		msgID: "", // a redelivered trigger that calls the API again logs it again
 	})
 }
 

@@ -121,7 +121,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.mgr.Watch(ctx); err != nil {
 		return err
 	}
-	msgs, err := s.res.Triggers.Messages(jetstream.PullMaxMessages(s.cfg.Workers))
+	msgs, err := s.res.Triggers.Messages(jetstream.PullMaxMessages(s.cfg.Workers + s.cfg.Prefetch))
 	if err != nil {
 		return fmt.Errorf("pull triggers: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -23,6 +25,17 @@ func runService(ctx context.Context, _ []string, _ func(string) string, _, stder
 	log, err := newLogger(s.LogLevel, stderr)
 	if err != nil {
 		return err
+	}
+	if s.CPUProfile != "" {
+		f, err := os.Create(s.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("ACTIONS_CPU_PROFILE: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("ACTIONS_CPU_PROFILE: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return serve(ctx, s, log, nil)
 }
@@ -67,6 +80,12 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	store := auth.NewStore(res.Tokens, sealer)
 	fetcher := auth.NewFetcher(auth.WithHTTPClient(client))
 	mgr := auth.NewManager(res.Fetched, fetcher, auth.WithSealer(sealer))
+
+	if s.TokensFile != "" {
+		if err := importTokens(ctx, s.TokensFile, store, mgr, fetcher, log); err != nil {
+			return err
+		}
+	}
 
 	var svc *consumer.Service
 	br, err := breaker.New(res.Breakers, s.breakerSettings(),

@@ -29,6 +29,7 @@ type settings struct {
 
 	Replicas        int           `envconfig:"ACTIONS_REPLICAS" default:"1" desc:"replicas of streams and buckets (1 embedded, 3 on a cluster)"`
 	Workers         int           `envconfig:"ACTIONS_WORKERS" default:"64" desc:"triggers executed at once per process"`
+	Prefetch        int           `envconfig:"ACTIONS_PREFETCH" default:"64" desc:"triggers pulled ahead of the workers (bigger pull batches; keep Workers+Prefetch small enough to start within AckWait)"`
 	MaxAckPending   int           `envconfig:"ACTIONS_MAX_ACK_PENDING" default:"1024" desc:"triggers handed out and not yet acked, across all replicas"`
 	AckWait         time.Duration `envconfig:"ACTIONS_ACK_WAIT" default:"30s" desc:"redelivery after a replica goes silent (working calls are kept alive)"`
 	MaxDeliver      int           `envconfig:"ACTIONS_MAX_DELIVER" default:"5" desc:"deliveries of a trigger before it is dead-lettered"`
@@ -51,7 +52,9 @@ type settings struct {
 	BreakerCooldown    time.Duration `envconfig:"ACTIONS_BREAKER_COOLDOWN" default:"30s" desc:"first cool-down before a probe"`
 	BreakerMaxCooldown time.Duration `envconfig:"ACTIONS_BREAKER_MAX_COOLDOWN" default:"10m" desc:"cap of the doubling cool-down"`
 
-	LogLevel string `envconfig:"ACTIONS_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	TokensFile string `envconfig:"ACTIONS_TOKENS_FILE" desc:"JSON file of tokens (one or an array) saved at start-up, each validated and tested like tokens.save"`
+	CPUProfile string `envconfig:"ACTIONS_CPU_PROFILE" desc:"write a CPU profile of the whole run to this file (load runs)"`
+	LogLevel   string `envconfig:"ACTIONS_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
 func loadSettings() (*settings, error) {
@@ -64,7 +67,7 @@ func loadSettings() (*settings, error) {
 
 func (s *settings) consumerConfig() consumer.Config {
 	return consumer.Config{
-		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, MaxAckPending: s.MaxAckPending,
+		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, Prefetch: s.Prefetch, MaxAckPending: s.MaxAckPending,
 		AckWait: s.AckWait, MaxDeliver: s.MaxDeliver, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
 		ResponseBodyCap: s.ResponseBodyCap, MaxTriggerBytes: s.MaxTriggerBytes, ShutdownTimeout: s.ShutdownTimeout,
 		RetentionMaxAge: s.RetentionMaxAge,
