@@ -157,9 +157,12 @@ func (l *loadRun) check(js jetstream.JetStream, n int, timeout time.Duration) (t
 	var results []events.Result
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		results = readAll[events.Result](l.t, js, events.DefaultResultStream, "actions.result.>")
-		if len(results) >= n {
-			break
+		got, err := readAllErr[events.Result](js, events.DefaultResultStream, "actions.result.>")
+		if err == nil {
+			results = got
+			if len(results) >= n {
+				break
+			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
