@@ -487,3 +487,15 @@ func (b *Breaker) Reset(ctx context.Context, actionID string) (State, error) {
 	}
 	return *after, nil
 }
+
+// Snapshot returns the states this replica knows, from its watch, without
+// a KV round trip (for metrics).
+func (b *Breaker) Snapshot() []State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]State, 0, len(b.cache))
+	for _, c := range b.cache {
+		out = append(out, *c.st)
+	}
+	return out
+}

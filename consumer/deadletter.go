@@ -39,6 +39,7 @@ func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetst
 		return
 	}
 	s.log.Error("trigger dead-lettered after its last delivery", attrs...)
+	s.metrics.dead()
 	ev := &events.LogEvent{Time: events.FormatTime(s.now()), Level: events.LevelError, Event: events.EventDeadLettered,
 		ActionID: r.res.ActionID, TriggerID: r.res.TriggerID, TokenID: r.res.TokenID, Context: r.res.Context,
 		Message: "trigger could not be finished after " + strconv.FormatUint(meta.NumDelivered, 10) + " deliveries; moved to the dead-letter stream",

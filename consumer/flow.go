@@ -138,12 +138,14 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 		return
 	}
 	c := s.call(ctx, t, header)
+	s.metrics.call(t.ActionID, c.elapsed)
 	r.res.Attempts = 1
 	if c.status == 401 && tok != nil && tok.Type == auth.TypeHTTP {
 		if header, _, ok = s.tokenHeader(ctx, t, tok, r, fetched); !ok {
 			return
 		}
 		c = s.call(ctx, t, header)
+		s.metrics.call(t.ActionID, c.elapsed)
 		r.res.Attempts = 2
 	}
 	s.conclude(t, tok, c, r)
@@ -181,10 +183,12 @@ func (s *Service) tokenHeader(ctx context.Context, t *events.Trigger, tok *auth.
 		return header{}, nil, false
 	}
 	if err != nil {
+		s.metrics.refreshFailure(tok.ID)
 		s.refreshFailed(r, err)
 		return header{}, nil, false
 	}
 	if oc.Fetched {
+		s.metrics.refreshed(tok.ID)
 		d := map[string]any{"token": f.Token, "revision": f.Revision}
 		if !f.ExpiresAt.IsZero() {
 			d["expires_at"] = events.FormatTime(f.ExpiresAt)
@@ -286,6 +290,7 @@ func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run)
 	if r.done != nil {
 		r.done(r.res.Status)
 	}
+	s.metrics.result(r.res)
 	if s.beforeAck != nil && !s.beforeAck(msg) {
 		return
 	}

@@ -36,6 +36,7 @@ type Service struct {
 	mgr      *auth.Manager
 	client   *http.Client
 	breaker  Breaker
+	metrics  *Metrics
 	log      *slog.Logger
 	now      func() time.Time
 	rejected rateLimiter

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -162,5 +163,46 @@ func TestSettingsAndUsage(t *testing.T) {
 	}
 	if _, _, err := cli(t, "frobnicate"); err == nil {
 		t.Error("an unknown command succeeded")
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	t.Setenv("ACTIONS_HTTP_ADDR", "127.0.0.1:0")
+	a := startService(t)
+	if a.httpAddr == "" {
+		t.Fatal("no http address")
+	}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(api.Close)
+	if _, _, err := cli(t, "trigger", "-action", "metered", "-url", api.URL); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + a.httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || !strings.Contains(body, "alive") {
+		t.Errorf("/healthz %d %s", code, body)
+	}
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, "ready") {
+		t.Errorf("/readyz %d %s", code, body)
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{
+		`actions_triggers_total{action="metered",source="inbox",status="succeeded"} 1`,
+		`actions_call_duration_seconds_count{action="metered"} 1`,
+		`actions_call_attempts_total{action="metered"} 1`,
+		`actions_in_flight 0`,
+		`actions_consumer_pending 0`,
+		`actions_consumer_ack_pending`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"customactions/auth"
 	"customactions/breaker"
@@ -46,6 +47,8 @@ type app struct {
 	svc   *consumer.Service
 	store *auth.Store
 	res   *consumer.Resources
+	// httpAddr is where metrics and health are served ("" when off).
+	httpAddr string
 }
 
 // serve runs the service until ctx ends. ready, if set, is called once it
@@ -96,10 +99,19 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	metrics := consumer.NewMetrics(reg)
 	svc, err = consumer.New(c.js, res, cfg, consumer.WithLogger(log), consumer.WithHTTPClient(client),
-		consumer.WithTokens(store, mgr), consumer.WithBreaker(br))
+		consumer.WithTokens(store, mgr), consumer.WithBreaker(br), consumer.WithMetrics(metrics))
 	if err != nil {
 		return err
+	}
+	registerCollectors(reg, svc, br)
+	httpAddr := ""
+	if s.HTTPAddr != "" {
+		if httpAddr, err = startHTTP(ctx, s.HTTPAddr, reg, checkReady(c.nc, svc, res), log); err != nil {
+			return fmt.Errorf("ACTIONS_HTTP_ADDR: %w", err)
+		}
 	}
 	if err := br.Watch(ctx); err != nil {
 		return err
@@ -116,7 +128,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 			for !svc.Running() && ctx.Err() == nil {
 				time.Sleep(5 * time.Millisecond)
 			}
-			ready(&app{conn: c, svc: svc, store: store, res: res})
+			ready(&app{conn: c, svc: svc, store: store, res: res, httpAddr: httpAddr})
 		}()
 	}
 	return svc.Run(ctx)

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"customactions/breaker"
+	"customactions/consumer"
+)
+
+// breakerCollector reports actions_breaker_state (0 closed, 1 half-open,
+// 2 open) per action, from the breaker's watch.
+type breakerCollector struct {
+	br   *breaker.Breaker
+	desc *prometheus.Desc
+}
+
+func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.br.Snapshot() {
+		v := 0.0
+		switch st.State {
+		case breaker.HalfOpen:
+			v = 1
+		case breaker.Open:
+			v = 2
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, st.ActionID)
+	}
+}
+
+// readiness reports why the replica is not ready, or nil.
+type readiness func(ctx context.Context) error
+
+func checkReady(nc *nats.Conn, svc *consumer.Service, res *consumer.Resources) readiness {
+	return func(ctx context.Context) error {
+		if nc.Status() != nats.CONNECTED {
+			return errors.New("not connected to NATS: " + nc.Status().String())
+		}
+		if !svc.Running() {
+			return errors.New("the consumer is not running")
+		}
+		if _, err := res.Triggers.Info(ctx); err != nil {
+			return errors.New("triggers consumer unreachable: " + err.Error())
+		}
+		if _, err := res.Tokens.Status(ctx); err != nil {
+			return errors.New("tokens bucket unreachable: " + err.Error())
+		}
+		if _, err := res.Breakers.Status(ctx); err != nil {
+			return errors.New("breakers bucket unreachable: " + err.Error())
+		}
+		return nil
+	}
+}
+
+// startHTTP serves /metrics, /healthz, /readyz and /debug/pprof/ on addr
+// until ctx ends.
+func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready readiness, log *slog.Logger) (string, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"alive"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		cctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := ready(cctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("metrics and health on http", "addr", ln.Addr().String())
+	return ln.Addr().String(), nil
+}
+
+// registerCollectors adds the runtime, process, service and breaker
+// collectors to reg.
+func registerCollectors(reg *prometheus.Registry, svc *consumer.Service, br *breaker.Breaker) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		svc.Collector(), breakerCollector{br: br,
+			desc: prometheus.NewDesc("actions_breaker_state", "Circuit breaker state per action: 0 closed, 1 half-open, 2 open.", []string{"action"}, nil)})
+}
