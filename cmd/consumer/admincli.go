@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"customactions/breaker"
 	"customactions/consumer"
 	"customactions/events"
@@ -34,9 +36,25 @@ func adminRequest(ctx context.Context, s *settings, verb string, body any) (json
 	}
 	ctx, cancel := context.WithTimeout(ctx, 35*time.Second)
 	defer cancel()
-	msg, err := c.nc.RequestWithContext(ctx, events.NewSubjects(s.Prefix).Admin(strings.Split(verb, ".")[0], strings.Split(verb, ".")[1]), data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: no answer (is the service running?): %w", verb, err)
+	resource, action, _ := strings.Cut(verb, ".")
+	type answer struct {
+		msg *nats.Msg
+		err error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		m, err := c.nc.RequestWithContext(ctx, events.NewSubjects(s.Prefix).Admin(resource, action), data)
+		answers <- answer{m, err}
+	}()
+	var msg *nats.Msg
+	select {
+	case a := <-answers:
+		if a.err != nil {
+			return nil, fmt.Errorf("%s: no answer (is the service running?): %w", verb, a.err)
+		}
+		msg = a.msg
+	case err := <-c.errs:
+		return nil, fmt.Errorf("%s: %w", verb, err)
 	}
 	var e struct {
 		Error *events.Error `json:"error"`

@@ -23,6 +23,9 @@ type conn struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	srv *server.Server
+	// errs receives the connection's asynchronous errors (a permissions
+	// violation, for one), so a tool can fail at once instead of timing out.
+	errs chan error
 }
 
 // close drains the connection (flushing the last acks) and stops the
@@ -127,7 +130,14 @@ func connectClient(s *settings) (*conn, error) {
 	if url == "" {
 		url = "nats://" + s.Listen
 	}
-	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(0))...)
+	errs := make(chan error, 8)
+	opts = append(opts, nats.MaxReconnects(0), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s (is the service running?): %w", redactURLs(url), err)
 	}
@@ -136,7 +146,7 @@ func connectClient(s *settings) (*conn, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &conn{nc: nc, js: js}, nil
+	return &conn{nc: nc, js: js, errs: errs}, nil
 }
 
 // redactURLs hides passwords in a comma-separated list of URLs.

@@ -142,7 +142,7 @@ func setupWithRetry(ctx context.Context, c *conn, cfg consumer.Config, log *slog
 	b.MaxInterval = 5 * time.Second
 	b.MaxElapsedTime = 0 // until ctx ends
 	err := backoff.RetryNotify(func() error {
-		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		var err error
 		res, err = consumer.Setup(sctx, c.js, cfg)

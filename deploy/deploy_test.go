@@ -1,0 +1,209 @@
+// Package deploy_test runs deploy/local-cluster.sh: a 3-node JetStream
+// cluster with the accounts and permissions of deploy/nats, and two consumer
+// replicas, and checks what each user may do.
+package deploy_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func loadEnv(t *testing.T, path string) map[string]string {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
+		if ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func script(t *testing.T, dir string, base int, verb string) {
+	t.Helper()
+	cmd := exec.Command("bash", "local-cluster.sh", verb, dir)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("BASE_PORT=%d", base))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", l, tail(string(b), 2000))
+		}
+		t.Fatalf("local-cluster.sh %s: %v\n%s", verb, err, out)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// connectAs connects as a user and collects its asynchronous errors
+// (permission violations).
+func connectAs(t *testing.T, env map[string]string, user, password string) (*nats.Conn, chan error) {
+	errs := make(chan error, 16)
+	nc, err := nats.Connect(env["NATS_URL"], nats.UserInfo(user, password), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, errs
+}
+
+func TestLocalClusterWithPermissions(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash is not installed")
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	dir := t.TempDir()
+	base := 30000 + rand.IntN(2000)*10
+	t.Cleanup(func() { script(t, dir, base, "down") })
+	script(t, dir, base, "up")
+	env := loadEnv(t, filepath.Join(dir, "env"))
+
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(201)
+	}))
+	t.Cleanup(api.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// The subscriber reads results through a JetStream consumer.
+	subNC, _ := connectAs(t, env, "subscriber", env["ACTIONS_SUBSCRIBER_PASSWORD"])
+	results := make(chan *nats.Msg, 4)
+	if _, err := subNC.ChanSubscribe("actions.result.deploy-test", results); err != nil {
+		t.Fatal(err)
+	}
+	subJS, _ := jetstream.New(subNC)
+
+	// The producer publishes a trigger.
+	prodNC, prodErrs := connectAs(t, env, "producer", env["ACTIONS_PRODUCER_PASSWORD"])
+	prodJS, _ := jetstream.New(prodNC)
+	trigger := fmt.Sprintf(`{"id":"dt-1","action_id":"deploy-test","source":"inbox","request":{"method":"POST","url":"%s/x"}}`, api.URL)
+	if _, err := prodJS.Publish(ctx, "actions.trigger.inbox.deploy-test", []byte(trigger), jetstream.WithMsgID("dt-1")); err != nil {
+		t.Fatalf("producer publishes a trigger: %v", err)
+	}
+	select {
+	case m := <-results:
+		var r struct {
+			TriggerID  string `json:"trigger_id"`
+			Status     string `json:"status"`
+			HTTPStatus int    `json:"http_status"`
+		}
+		_ = json.Unmarshal(m.Data, &r)
+		if r.TriggerID != "dt-1" || r.Status != "succeeded" || r.HTTPStatus != 201 {
+			t.Errorf("result %s", m.Data)
+		}
+	case <-ctx.Done():
+		t.Fatal("no result")
+	}
+	if s, err := subJS.Stream(ctx, "ACTIONS_RESULTS"); err != nil {
+		t.Errorf("subscriber reads the results stream: %v", err)
+	} else if c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{}); err != nil {
+		t.Errorf("subscriber creates a consumer on results: %v", err)
+	} else if m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || !strings.Contains(string(m.Data()), "dt-1") {
+		t.Errorf("subscriber reads a stored result: %v", err)
+	}
+
+	// The producer cannot read tokens, send admin requests or read results.
+	if _, err := prodJS.KeyValue(short(t), "action_tokens"); err == nil {
+		t.Error("the producer opened the tokens bucket")
+	}
+	if _, err := prodNC.Request("actions.admin.tokens.list", []byte(`{}`), 2*time.Second); err == nil {
+		t.Error("the producer's admin request was answered")
+	}
+	if _, err := prodNC.SubscribeSync("actions.result.>"); err == nil {
+		_ = prodNC.Flush()
+	}
+	denied := 0
+	deadline := time.After(5 * time.Second)
+	for denied < 2 {
+		select {
+		case err := <-prodErrs:
+			if strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				denied++
+			}
+		case <-deadline:
+			t.Fatalf("%d permission violations reported for the producer, want at least 2", denied)
+		}
+	}
+	// The subscriber cannot publish triggers.
+	if _, err := subJS.Publish(short(t), "actions.trigger.inbox.deploy-test", []byte(trigger)); err == nil {
+		t.Error("the subscriber published a trigger")
+	}
+
+	// The admin can; ops can read the log events.
+	adminNC, _ := connectAs(t, env, "admin", env["ACTIONS_ADMIN_PASSWORD"])
+	m, err := adminNC.Request("actions.admin.tokens.list", []byte(`{}`), 10*time.Second)
+	if err != nil || !strings.Contains(string(m.Data), `"tokens"`) {
+		t.Errorf("admin tokens.list: %v", err)
+	}
+	opsNC, _ := connectAs(t, env, "ops", env["ACTIONS_OPS_PASSWORD"])
+	opsJS, _ := jetstream.New(opsNC)
+	if s, err := opsJS.Stream(ctx, "ACTIONS_LOGS"); err != nil {
+		t.Errorf("ops reads the log stream: %v", err)
+	} else if c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{}); err != nil {
+		t.Errorf("ops creates a consumer on logs: %v", err)
+	} else if m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || !strings.Contains(string(m.Data()), "action_succeeded") {
+		t.Errorf("ops reads a log event: %v", err)
+	}
+	if _, err := opsJS.KeyValue(short(t), "action_tokens"); err == nil {
+		t.Error("ops opened the tokens bucket")
+	}
+
+	// The trigger shows in the metrics of the replica that ran it.
+	total := 0
+	for _, addr := range []string{env["ACTIONS_METRICS_1"], env["ACTIONS_METRICS_2"]} {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `actions_triggers_total{action="deploy-test",source="inbox",status="succeeded"} 1`) {
+			total++
+		}
+	}
+	if total != 1 {
+		t.Errorf("the trigger is counted by %d replicas, want 1", total)
+	}
+}
+
+// short is the deadline of a request that permissions must deny: a denied
+// request gets no answer.
+func short(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
