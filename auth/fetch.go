@@ -268,7 +268,7 @@ func buildAuthRequest(ctx context.Context, tok *Token) (*http.Request, error) {
 }
 
 // secretKeyValue matches a JSON member whose name says it holds a secret.
-var secretKeyValue = regexp.MustCompile(`(?i)("[a-z_]*(token|secret|password|api_key|apikey)[a-z_]*"\s*:\s*)"([^"\\]|\\.)*"`)
+var secretKeyValue = regexp.MustCompile(`(?i)("(?:[a-z0-9_-]*[_-])?(?:token|secret|password|passwd|api_?key|credentials?|[a-z0-9_-]*secret[a-z0-9_-]*)"\s*:\s*)"([^"\\]|\\.)*"`)
 
 // redactJSONSecrets masks the values of members such as "access_token" or
 // "client_secret" in a body shown to people or written to a log event.

@@ -45,7 +45,7 @@ type Manager struct {
 	poll     time.Duration
 	flightTO time.Duration
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	current map[string]*Fetched
 	changed chan struct{}
 	flights map[string]*flight
@@ -172,8 +172,8 @@ func (m *Manager) remember(id string, f *Fetched) {
 }
 
 func (m *Manager) cached(id string) (*Fetched, chan struct{}) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return m.current[id], m.changed
 }
 

@@ -137,3 +137,11 @@ func referenceWalk(path, body string) (string, bool) {
 	}
 	return "", false
 }
+
+func TestRedactJSONSecrets(t *testing.T) {
+	in := `{"access_token":"abc","token_type":"Bearer","refresh_token":"r\"x","client_secret":"s","expires_in":3600,"api_key":"k","password":"p","tokens":[1]}`
+	want := `{"access_token":"****","token_type":"Bearer","refresh_token":"****","client_secret":"****","expires_in":3600,"api_key":"****","password":"****","tokens":[1]}`
+	if got := redactJSONSecrets(in); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}

@@ -183,8 +183,10 @@ func (s *Store) Put(ctx context.Context, t *Token) (prev *Token, err error) {
 	if _, err := s.kv.Put(ctx, t.ID, data); err != nil {
 		return nil, fmt.Errorf("save token %s: %w", t.ID, err)
 	}
+	stored := *t
+	stored.hash = stored.computeHash()
 	s.mu.Lock()
-	s.tokens[t.ID] = t
+	s.tokens[t.ID] = &stored
 	s.mu.Unlock()
 	return prev, nil
 }
@@ -248,6 +250,7 @@ func (s *Store) decode(data []byte) (*Token, error) {
 			return nil, err
 		}
 	}
+	t.hash = t.computeHash()
 	return t, nil
 }
 

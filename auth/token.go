@@ -45,6 +45,10 @@ type Token struct {
 	ExpiresInPath string       `json:"expires_in_path,omitempty"`
 	// UpdatedAt is set by the store when the token is saved.
 	UpdatedAt string `json:"updated_at,omitempty"`
+
+	// hash caches ConfigHash for tokens read from the store, which are
+	// shared and never changed; the hot path then hashes nothing.
+	hash string
 }
 
 // AuthRequest is the request that fetches an HTTP Request token.
@@ -197,6 +201,13 @@ func (t *Token) Secrets() []string {
 // ConfigHash identifies the auth configuration of an HTTP token: a fetched
 // token is only used with the configuration that fetched it.
 func (t *Token) ConfigHash() string {
+	if t.hash != "" {
+		return t.hash
+	}
+	return t.computeHash()
+}
+
+func (t *Token) computeHash() string {
 	if t.Request == nil {
 		return ""
 	}

@@ -32,7 +32,7 @@ type Breaker struct {
 	onChange func(Transition)
 	onError  func(actionID string, err error)
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	cache   map[string]cached
 	pending map[string]*batch
 	// kvDownUntil: after a KV failure on the call path, calls fail open at
@@ -142,8 +142,8 @@ func (b *Breaker) remember(id string, st *State, rev uint64) {
 }
 
 func (b *Breaker) get(id string) (*State, uint64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	c, ok := b.cache[id]
 	if !ok {
 		return &State{ActionID: id, State: Closed}, 0

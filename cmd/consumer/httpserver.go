@@ -65,9 +65,12 @@ func checkReady(nc *nats.Conn, svc *consumer.Service, res *consumer.Resources) r
 }
 
 // startHTTP serves /metrics, /healthz, /readyz and /debug/pprof/ on addr
-// until ctx ends.
-func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready readiness, log *slog.Logger) (string, error) {
+// until ctx ends, and whatever extra adds (the web UI).
+func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready readiness, log *slog.Logger, extra func(*http.ServeMux)) (string, error) {
 	mux := http.NewServeMux()
+	if extra != nil {
+		extra(mux)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

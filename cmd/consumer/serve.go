@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"customactions/breaker"
 	"customactions/consumer"
 	"customactions/internal/netguard"
+	"customactions/internal/webui"
 )
 
 func runService(ctx context.Context, _ []string, _ func(string) string, _, stderr io.Writer) error {
@@ -107,9 +109,22 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 		return err
 	}
 	registerCollectors(reg, svc, br)
+	admin := consumer.NewAdmin(cfg.Prefix, store, mgr, fetcher, br, log)
+	var ui func(*http.ServeMux)
+	if s.AdminPassword != "" {
+		if s.HTTPAddr == "" {
+			return fmt.Errorf("ACTIONS_ADMIN_PASSWORD is set but ACTIONS_HTTP_ADDR is empty: the web UI needs the HTTP server")
+		}
+		web, err := webui.New(webui.Config{Password: s.AdminPassword, Prefix: cfg.Prefix, LogStream: cfg.LogStream, ResultStream: cfg.ResultStream}, admin, c.js, log)
+		if err != nil {
+			return err
+		}
+		ui = web.Register
+		log.Info("web admin UI enabled", "path", "/ui/")
+	}
 	httpAddr := ""
 	if s.HTTPAddr != "" {
-		if httpAddr, err = startHTTP(ctx, s.HTTPAddr, reg, checkReady(c.nc, svc, res), log); err != nil {
+		if httpAddr, err = startHTTP(ctx, s.HTTPAddr, reg, checkReady(c.nc, svc, res), log, ui); err != nil {
 			return fmt.Errorf("ACTIONS_HTTP_ADDR: %w", err)
 		}
 	}
@@ -117,7 +132,6 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 		return err
 	}
 	defer br.Flush()
-	admin := consumer.NewAdmin(cfg.Prefix, store, mgr, fetcher, br, log)
 	adminSub, err := admin.Subscribe(c.nc)
 	if err != nil {
 		return err

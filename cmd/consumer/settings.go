@@ -52,10 +52,11 @@ type settings struct {
 	BreakerCooldown    time.Duration `envconfig:"ACTIONS_BREAKER_COOLDOWN" default:"30s" desc:"first cool-down before a probe"`
 	BreakerMaxCooldown time.Duration `envconfig:"ACTIONS_BREAKER_MAX_COOLDOWN" default:"10m" desc:"cap of the doubling cool-down"`
 
-	HTTPAddr   string `envconfig:"ACTIONS_HTTP_ADDR" desc:"address of the metrics and health server (/metrics, /healthz, /readyz, /debug/pprof); empty disables it"`
-	TokensFile string `envconfig:"ACTIONS_TOKENS_FILE" desc:"JSON file of tokens (one or an array) saved at start-up, each validated and tested like tokens.save"`
-	CPUProfile string `envconfig:"ACTIONS_CPU_PROFILE" desc:"write a CPU profile of the whole run to this file (load runs)"`
-	LogLevel   string `envconfig:"ACTIONS_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	HTTPAddr      string `envconfig:"ACTIONS_HTTP_ADDR" desc:"address of the metrics and health server (/metrics, /healthz, /readyz, /debug/pprof); empty disables it"`
+	AdminPassword string `envconfig:"ACTIONS_ADMIN_PASSWORD" desc:"password of the web admin UI at /ui/ on ACTIONS_HTTP_ADDR; empty disables the UI"`
+	TokensFile    string `envconfig:"ACTIONS_TOKENS_FILE" desc:"JSON file of tokens (one or an array) saved at start-up, each validated and tested like tokens.save"`
+	CPUProfile    string `envconfig:"ACTIONS_CPU_PROFILE" desc:"write a CPU profile of the whole run to this file (load runs)"`
+	LogLevel      string `envconfig:"ACTIONS_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
 func loadSettings() (*settings, error) {

@@ -1,0 +1,375 @@
+package webui
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"customactions/events"
+)
+
+//go:embed static
+var static embed.FS
+
+// Admin answers admin requests; *consumer.Admin satisfies it.
+type Admin interface {
+	Handle(ctx context.Context, verb string, data []byte) (any, *events.Error)
+}
+
+// Config of the UI.
+type Config struct {
+	Password      string // the admin password; the UI is off when empty
+	Prefix        string // subject prefix ("actions")
+	LogStream     string // "ACTIONS_LOGS"
+	ResultStream  string // "ACTIONS_RESULTS"
+	SessionMaxAge time.Duration
+}
+
+// Server serves the UI under /ui/.
+type Server struct {
+	cfg      Config
+	admin    Admin
+	js       jetstream.JetStream
+	subjects events.Subjects
+	log      *slog.Logger
+	key      []byte
+
+	mu       sync.Mutex
+	failures map[string][]time.Time // login failures by client address
+}
+
+// New returns the UI server.
+func New(cfg Config, admin Admin, js jetstream.JetStream, log *slog.Logger) (*Server, error) {
+	if cfg.Password == "" {
+		return nil, errors.New("the web UI needs an admin password")
+	}
+	if cfg.SessionMaxAge <= 0 {
+		cfg.SessionMaxAge = 12 * time.Hour
+	}
+	if cfg.LogStream == "" {
+		cfg.LogStream = events.DefaultLogStream
+	}
+	if cfg.ResultStream == "" {
+		cfg.ResultStream = events.DefaultResultStream
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, admin: admin, js: js, subjects: events.NewSubjects(cfg.Prefix), log: log, key: key,
+		failures: map[string][]time.Time{}}, nil
+}
+
+// Register adds the UI's routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	sub, _ := fs.Sub(static, "static")
+	files := http.FileServerFS(sub)
+	mux.Handle("GET /ui/", http.StripPrefix("/ui/", files))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusFound) })
+	mux.HandleFunc("POST /ui/login", s.login)
+	mux.HandleFunc("POST /ui/logout", s.logout)
+	mux.HandleFunc("GET /ui/api/session", s.authed(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]bool{"ok": true}) }))
+	mux.HandleFunc("POST /ui/api/admin/{verb}", s.authed(s.adminRequest))
+	mux.HandleFunc("GET /ui/api/logs", s.authed(s.logs))
+	mux.HandleFunc("GET /ui/api/logs/follow", s.authed(s.follow))
+	mux.HandleFunc("GET /ui/api/result", s.authed(s.result))
+	mux.HandleFunc("POST /ui/api/trigger", s.authed(s.trigger))
+}
+
+const cookieName = "actions_session"
+
+// session is "<expiry unix>.<nonce>.<hmac>": stateless, signed with a key
+// made at start-up (a restart logs everyone out).
+func (s *Server) newSession() string {
+	payload := strconv.FormatInt(time.Now().Add(s.cfg.SessionMaxAge).Unix(), 10) + "." + nuid.Next()
+	return payload + "." + s.sign(payload)
+}
+
+func (s *Server) sign(payload string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(payload))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) validSession(v string) bool {
+	i := strings.LastIndexByte(v, '.')
+	if i < 0 || !hmac.Equal([]byte(s.sign(v[:i])), []byte(v[i+1:])) {
+		return false
+	}
+	exp, err := strconv.ParseInt(strings.SplitN(v, ".", 2)[0], 10, 64)
+	return err == nil && time.Now().Unix() < exp
+}
+
+// authed requires a valid session cookie and, against CSRF, the
+// X-Requested-With header that only the page's own fetch calls send.
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(cookieName)
+		if err != nil || !s.validSession(c.Value) {
+			writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "log in first"))
+			return
+		}
+		if r.Method != http.MethodGet && r.Header.Get("X-Requested-With") != "actions-ui" {
+			writeJSON(w, http.StatusForbidden, errBody("forbidden", "missing X-Requested-With"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	client := r.RemoteAddr
+	if i := strings.LastIndexByte(client, ':'); i > 0 {
+		client = client[:i]
+	}
+	s.mu.Lock()
+	recent := slices.DeleteFunc(s.failures[client], func(t time.Time) bool { return time.Since(t) > time.Minute })
+	s.failures[client] = recent
+	s.mu.Unlock()
+	if len(recent) >= 5 {
+		writeJSON(w, http.StatusTooManyRequests, errBody("too_many_attempts", "too many failed logins; wait a minute"))
+		return
+	}
+	var req struct {
+		Password string `json:"password"`
+	}
+	_ = json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req)
+	if subtle.ConstantTimeCompare([]byte(req.Password), []byte(s.cfg.Password)) != 1 {
+		s.mu.Lock()
+		s.failures[client] = append(s.failures[client], time.Now())
+		s.mu.Unlock()
+		s.log.Warn("web UI login failed", "client", client)
+		writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "wrong password"))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.newSession(), Path: "/ui/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(s.cfg.SessionMaxAge.Seconds())})
+	writeJSON(w, 200, map[string]bool{"ok": true})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui/", MaxAge: -1, HttpOnly: true})
+	writeJSON(w, 200, map[string]bool{"ok": true})
+}
+
+func (s *Server) adminRequest(w http.ResponseWriter, r *http.Request) {
+	verb := r.PathValue("verb")
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeJSON(w, 400, errBody("bad_request", err.Error()))
+		return
+	}
+	reply, aerr := s.admin.Handle(r.Context(), verb, body)
+	if aerr != nil {
+		writeJSON(w, 200, map[string]any{"error": aerr})
+		return
+	}
+	writeJSON(w, 200, reply)
+}
+
+// logs returns the log events of the last `scan` stored (default 2000),
+// filtered by action, level and event, newest first.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	action, level, event := q.Get("action"), q.Get("level"), q.Get("event")
+	filter := s.subjects.LogWildcard()
+	if action != "" {
+		if !events.ValidID(action) {
+			writeJSON(w, 400, errBody("bad_request", "invalid action id"))
+			return
+		}
+		filter = s.subjects.Log(action)
+	}
+	limit := atoiDefault(q.Get("limit"), 200)
+	msgs, err := s.lastMessages(r.Context(), s.cfg.LogStream, filter, 2000)
+	if err != nil {
+		writeJSON(w, 502, errBody("internal", err.Error()))
+		return
+	}
+	out := make([]json.RawMessage, 0, limit)
+	for i := len(msgs) - 1; i >= 0 && len(out) < limit; i-- {
+		var e events.LogEvent
+		if json.Unmarshal(msgs[i], &e) != nil {
+			continue
+		}
+		if (level == "" || e.Level == level) && (event == "" || e.Event == event) {
+			out = append(out, msgs[i])
+		}
+	}
+	writeJSON(w, 200, map[string]any{"events": out})
+}
+
+// lastMessages reads up to n of the newest messages of stream on filter.
+func (s *Server) lastMessages(ctx context.Context, stream, filter string, n int) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, err
+	}
+	var count uint64
+	for _, c := range info.State.Subjects {
+		count += c
+	}
+	if count == 0 {
+		return nil, nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
+	// Read at most the last scanWindow messages of the stream: the newest n
+	// of the filter are among them unless the filter is very rare.
+	const scanWindow = 20000
+	if info.State.LastSeq > scanWindow {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.State.LastSeq-scanWindow
+	}
+	c, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for {
+		batch, err := c.FetchNoWait(500)
+		if err != nil {
+			return nil, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			out = append(out, m.Data())
+		}
+		if got == 0 {
+			break
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
+}
+
+// follow streams new log events as server-sent events.
+func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeJSON(w, 500, errBody("internal", "streaming unsupported"))
+		return
+	}
+	filter := s.subjects.LogWildcard()
+	if a := r.URL.Query().Get("action"); a != "" && events.ValidID(a) {
+		filter = s.subjects.Log(a)
+	}
+	st, err := s.js.Stream(r.Context(), s.cfg.LogStream)
+	if err != nil {
+		writeJSON(w, 502, errBody("internal", err.Error()))
+		return
+	}
+	c, err := st.OrderedConsumer(r.Context(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		writeJSON(w, 502, errBody("internal", err.Error()))
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(200)
+	fmt.Fprint(w, ": following\n\n")
+	flusher.Flush()
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		fmt.Fprintf(w, "data: %s\n\n", m.Data())
+		flusher.Flush()
+	})
+	if err != nil {
+		return
+	}
+	<-r.Context().Done()
+	cc.Stop()
+}
+
+// result finds the result of a trigger among the newest results of its
+// action.
+func (s *Server) result(w http.ResponseWriter, r *http.Request) {
+	action, id := r.URL.Query().Get("action"), r.URL.Query().Get("trigger_id")
+	if !events.ValidID(action) || id == "" {
+		writeJSON(w, 400, errBody("bad_request", "give action and trigger_id"))
+		return
+	}
+	msgs, err := s.lastMessages(r.Context(), s.cfg.ResultStream, s.subjects.Result(action), 5000)
+	if err != nil {
+		writeJSON(w, 502, errBody("internal", err.Error()))
+		return
+	}
+	for i := len(msgs) - 1; i >= 0; i-- {
+		var res events.Result
+		if json.Unmarshal(msgs[i], &res) == nil && res.TriggerID == id {
+			writeJSON(w, 200, json.RawMessage(msgs[i]))
+			return
+		}
+	}
+	writeJSON(w, 404, errBody("not_found", "no result for that trigger yet"))
+}
+
+// trigger publishes a test trigger (source "test", like the Test button of
+// an action editor) and returns its id.
+func (s *Server) trigger(w http.ResponseWriter, r *http.Request) {
+	var t events.Trigger
+	if err := json.NewDecoder(io.LimitReader(r.Body, 256<<10)).Decode(&t); err != nil {
+		writeJSON(w, 400, errBody("bad_request", "not a trigger: "+err.Error()))
+		return
+	}
+	t.Source = events.SourceTest
+	if t.ID == "" {
+		t.ID = "ui_" + nuid.Next()
+	}
+	if !events.ValidID(t.ActionID) {
+		writeJSON(w, 400, errBody("bad_request", "action_id must match ^[A-Za-z0-9_-]{1,128}$"))
+		return
+	}
+	data, _ := json.Marshal(t)
+	msg := &nats.Msg{Subject: s.subjects.Trigger(t.Source, t.ActionID), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, t.ID)
+	if _, err := s.js.PublishMsg(r.Context(), msg); err != nil {
+		writeJSON(w, 502, errBody("internal", "publish: "+err.Error()))
+		return
+	}
+	writeJSON(w, 200, map[string]string{"id": t.ID, "action_id": t.ActionID})
+}
+
+func atoiDefault(s string, d int) int {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n <= 2000 {
+		return n
+	}
+	return d
+}
+
+func errBody(code, msg string) map[string]any {
+	return map[string]any{"error": events.Error{Code: code, Message: msg}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
