@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"customactions/internal/kvwatch"
 )
 
 // Keys of the fetched-token bucket: the most recent token of an HTTP token,
@@ -119,38 +121,27 @@ func (m *Manager) Watch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch fetched tokens: %w", err)
 	}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					continue
-				}
-				id, ok := strings.CutPrefix(e.Key(), fetchedKeyPrefix)
-				if !ok {
-					m.notify()
-					continue
-				}
-				if e.Operation() != jetstream.KeyValuePut {
-					m.mu.Lock()
-					delete(m.current, id)
-					m.mu.Unlock()
-					m.notify()
-					continue
-				}
-				if f, err := m.decode(id, e.Value(), e.Revision()); err == nil {
-					m.remember(id, f)
-				}
-			}
-		}
-	}()
+	kvwatch.Follow(ctx, w, m.apply)
 	return nil
+}
+
+// apply takes one change of the bucket: a fetched token, or a lease or
+// failure record (which only wakes waiters).
+func (m *Manager) apply(e jetstream.KeyValueEntry) {
+	id, ok := strings.CutPrefix(e.Key(), fetchedKeyPrefix)
+	switch {
+	case !ok:
+		m.notify()
+	case e.Operation() != jetstream.KeyValuePut:
+		m.mu.Lock()
+		delete(m.current, id)
+		m.mu.Unlock()
+		m.notify()
+	default:
+		if f, err := m.decode(id, e.Value(), e.Revision()); err == nil {
+			m.remember(id, f)
+		}
+	}
 }
 
 func (m *Manager) notify() {
@@ -304,13 +295,9 @@ func (m *Manager) coordinate(ctx context.Context, tok *Token, stale uint64) (*Fe
 	hash := tok.ConfigHash()
 	start := m.now()
 	for {
-		f, rev, err := m.read(ctx, tok.ID)
-		if err != nil {
-			return nil, false, err
-		}
-		if m.usable(f, tok, hash, stale) {
-			m.remember(tok.ID, f)
-			return f, false, nil
+		f, rev, err := m.readUsable(ctx, tok, hash, stale)
+		if f != nil || err != nil {
+			return f, false, err
 		}
 		got, leaseRev, until, err := m.acquire(ctx, tok.ID)
 		if err != nil {
@@ -329,13 +316,9 @@ func (m *Manager) coordinate(ctx context.Context, tok *Token, stale uint64) (*Fe
 
 func (m *Manager) fetchAndStore(ctx context.Context, tok *Token, hash string, stale uint64) (*Fetched, bool, error) {
 	// Someone may have finished between our read and our lease.
-	f, rev, err := m.read(ctx, tok.ID)
-	if err != nil {
-		return nil, false, err
-	}
-	if m.usable(f, tok, hash, stale) {
-		m.remember(tok.ID, f)
-		return f, false, nil
+	f, rev, err := m.readUsable(ctx, tok, hash, stale)
+	if f != nil || err != nil {
+		return f, false, err
 	}
 	f, err = m.fetcher.Fetch(ctx, tok)
 	if err != nil {
@@ -365,6 +348,21 @@ func (m *Manager) fetchAndStore(ctx context.Context, tok *Token, hash string, st
 		}
 	}
 	return nil, false, fmt.Errorf("store fetched token %s: %w", tok.ID, err)
+}
+
+// readUsable reads the shared record of tok and returns it when it may be
+// used instead of a token of revision stale; otherwise it returns nil and
+// the record's revision, for a compare-and-set.
+func (m *Manager) readUsable(ctx context.Context, tok *Token, hash string, stale uint64) (*Fetched, uint64, error) {
+	f, rev, err := m.read(ctx, tok.ID)
+	if err != nil {
+		return nil, 0, err
+	}
+	if m.usable(f, tok, hash, stale) {
+		m.remember(tok.ID, f)
+		return f, rev, nil
+	}
+	return nil, rev, nil
 }
 
 // read returns the shared record of id (nil when none) and its revision.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/internal/kvwatch"
 )
 
 // ErrTokenNotFound is returned when no token has the id.
@@ -60,41 +62,21 @@ type Store struct {
 
 	mu     sync.RWMutex
 	tokens map[string]*Token
-	ready  chan struct{}
-	err    error // last decode error of the watch, for Health
+	err    error // last decode error of the watch
 }
 
 // NewStore returns a Store over kv; sealer may be nil (no encryption).
 func NewStore(kv KV, sealer *Sealer) *Store {
-	return &Store{kv: kv, sealer: sealer, now: time.Now, tokens: map[string]*Token{}, ready: make(chan struct{})}
+	return &Store{kv: kv, sealer: sealer, now: time.Now, tokens: map[string]*Token{}}
 }
 
-// Watch follows the bucket until ctx ends. Get answers from memory once the
-// initial values arrived; before that it reads KV.
+// Watch follows the bucket until ctx ends, so Get answers from memory.
 func (s *Store) Watch(ctx context.Context) error {
 	w, err := s.kv.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("watch tokens: %w", err)
 	}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		readyOnce := sync.OnceFunc(func() { close(s.ready) })
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					readyOnce()
-					continue
-				}
-				s.apply(e)
-			}
-		}
-	}()
+	kvwatch.Follow(ctx, w, s.apply)
 	return nil
 }
 

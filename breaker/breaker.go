@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"customactions/internal/kvwatch"
 )
 
 // KV is the part of a JetStream KV bucket the breaker uses;
@@ -95,41 +97,24 @@ func (b *Breaker) Watch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch breakers: %w", err)
 	}
-	loaded := make(chan struct{})
-	go func() {
-		defer func() { _ = w.Stop() }()
-		once := sync.OnceFunc(func() { close(loaded) })
-		defer once()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					once()
-					continue
-				}
-				if e.Operation() != jetstream.KeyValuePut {
-					b.mu.Lock()
-					delete(b.cache, e.Key())
-					b.mu.Unlock()
-					continue
-				}
-				var st State
-				if json.Unmarshal(e.Value(), &st) == nil {
-					b.remember(e.Key(), &st, e.Revision())
-				}
-			}
-		}
-	}()
 	select {
-	case <-loaded:
+	case <-kvwatch.Follow(ctx, w, b.apply):
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func (b *Breaker) apply(e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		b.mu.Lock()
+		delete(b.cache, e.Key())
+		b.mu.Unlock()
+		return
+	}
+	var st State
+	if json.Unmarshal(e.Value(), &st) == nil {
+		b.remember(e.Key(), &st, e.Revision())
 	}
 }
 

@@ -34,15 +34,7 @@ func Start(t testing.TB) *Server {
 // server on the same store).
 func StartIn(t testing.TB, dir string) *Server {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{StoreDir: dir, Listen: "127.0.0.1:-1", Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return &Server{Server: srv, Dir: dir}
+	return StartAt(t, dir, -1)
 }
 
 // Connect returns a connection and its JetStream context, closed in
