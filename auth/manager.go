@@ -47,10 +47,11 @@ type Manager struct {
 	poll     time.Duration
 	flightTO time.Duration
 
-	mu      sync.RWMutex
-	current map[string]*Fetched
-	changed chan struct{}
-	flights map[string]*flight
+	mu           sync.RWMutex
+	current      map[string]*Fetched
+	changed      chan struct{}
+	flights      map[string]*flight
+	onBackground func(origin any, tok *Token, f *Fetched, err error)
 }
 
 type flight struct {
@@ -201,7 +202,7 @@ func (m *Manager) Current(ctx context.Context, tok *Token) (*Fetched, Outcome, e
 	f, _ := m.cached(tok.ID)
 	if m.usable(f, tok, hash, 0) {
 		if f.ExpiresWithin(m.now(), 2*m.marginFor(f)) {
-			m.startFlight(tok, f.Revision) // proactive, in the background
+			m.refreshInBackground(ctx, tok, f.Revision)
 		}
 		return f, Outcome{}, nil
 	}
@@ -266,6 +267,48 @@ func (m *Manager) obtain(ctx context.Context, tok *Token, stale uint64) (*Fetche
 		}
 		// The flight answered for an older token than ours: go again.
 	}
+}
+
+type originKey struct{}
+
+// WithOrigin tags ctx with who asks for a token (the consumer passes the
+// trigger). A background refresh that the call starts hands the origin to
+// the hook set with OnBackgroundRefresh.
+func WithOrigin(ctx context.Context, origin any) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// OnBackgroundRefresh sets the hook called after a proactive refresh that
+// no caller waited for, with the origin of the call that started it, the
+// new token (nil on error) and the error. Set it before the first call.
+func (m *Manager) OnBackgroundRefresh(fn func(origin any, tok *Token, f *Fetched, err error)) {
+	m.mu.Lock()
+	m.onBackground = fn
+	m.mu.Unlock()
+}
+
+// refreshInBackground starts a proactive refresh unless one is under way,
+// and reports its outcome to the hook.
+func (m *Manager) refreshInBackground(ctx context.Context, tok *Token, stale uint64) {
+	fl, started := m.startFlight(tok, stale)
+	if !started {
+		return
+	}
+	origin := ctx.Value(originKey{})
+	m.mu.RLock()
+	hook := m.onBackground
+	m.mu.RUnlock()
+	if hook == nil {
+		return
+	}
+	go func() {
+		<-fl.done
+		if fl.err != nil {
+			hook(origin, tok, nil, fl.err)
+		} else if fl.fetched {
+			hook(origin, tok, fl.res, nil)
+		}
+	}()
 }
 
 // startFlight joins the flight for tok in this process or starts one.

@@ -170,7 +170,7 @@ func (s *Service) tokenHeader(ctx context.Context, t *events.Trigger, tok *auth.
 		err error
 	)
 	if failed == nil {
-		f, oc, err = s.mgr.Current(ctx, tok)
+		f, oc, err = s.mgr.Current(auth.WithOrigin(ctx, r.res), tok)
 	} else {
 		f, oc, err = s.mgr.Refresh(ctx, tok, failed)
 		oc.Waited = true
@@ -189,26 +189,58 @@ func (s *Service) tokenHeader(ctx context.Context, t *events.Trigger, tok *auth.
 	}
 	if oc.Fetched {
 		s.metrics.refreshed(tok.ID)
-		d := map[string]any{"token": f.Token, "revision": f.Revision}
-		if !f.ExpiresAt.IsZero() {
-			d["expires_at"] = events.FormatTime(f.ExpiresAt)
-		}
-		r.log(events.LevelInfo, events.EventTokenRefreshed, "token "+tok.ID+" fetched from its auth endpoint", d)
+		r.log(events.LevelInfo, events.EventTokenRefreshed, "token "+tok.ID+" fetched from its auth endpoint", refreshedDetails(f))
 	}
 	return header{name: tok.Header, value: tok.Prefix + f.Token.Reveal()}, f, true
 }
 
-func (s *Service) refreshFailed(r *run, err error) {
-	r.res.Status = events.StatusFailed
-	msg := err.Error()
+func refreshedDetails(f *auth.Fetched) map[string]any {
+	d := map[string]any{"token": f.Token, "revision": f.Revision}
+	if !f.ExpiresAt.IsZero() {
+		d["expires_at"] = events.FormatTime(f.ExpiresAt)
+	}
+	return d
+}
+
+func refreshFailedDetails(err error) map[string]any {
 	details := map[string]any{}
 	var aerr *auth.AuthError
 	if errors.As(err, &aerr) {
 		details["auth_status"] = aerr.Status
 		details["auth_body"] = capString(aerr.Body, 2048)
 	}
-	r.res.Error = &events.Error{Code: events.CodeTokenRefreshFailed, Message: "token refresh failed: " + msg}
-	r.log(events.LevelError, events.EventTokenRefreshFailed, msg, details)
+	return details
+}
+
+func (s *Service) refreshFailed(r *run, err error) {
+	r.res.Status = events.StatusFailed
+	r.res.Error = &events.Error{Code: events.CodeTokenRefreshFailed, Message: "token refresh failed: " + err.Error()}
+	r.log(events.LevelError, events.EventTokenRefreshFailed, err.Error(), refreshFailedDetails(err))
+}
+
+// backgroundRefresh reports a proactive refresh, started by the trigger
+// origin (a *events.Result), in that trigger's action log.
+func (s *Service) backgroundRefresh(origin any, tok *auth.Token, f *auth.Fetched, err error) {
+	res, ok := origin.(*events.Result)
+	if !ok {
+		return
+	}
+	ev := &events.LogEvent{Time: events.FormatTime(s.now()), ActionID: res.ActionID, TriggerID: res.TriggerID,
+		TokenID: tok.ID, Context: res.Context}
+	if err != nil {
+		s.metrics.refreshFailure(tok.ID)
+		ev.Level, ev.Event, ev.Message, ev.Details = events.LevelError, events.EventTokenRefreshFailed,
+			"proactive refresh before expiry failed (the current token is still used): "+err.Error(), refreshFailedDetails(err)
+	} else {
+		s.metrics.refreshed(tok.ID)
+		ev.Level, ev.Event, ev.Message, ev.Details = events.LevelInfo, events.EventTokenRefreshed,
+			"token "+tok.ID+" refreshed before it expires", refreshedDetails(f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if perr := s.pub.Log(ev, "").Wait(ctx); perr != nil {
+		s.log.Warn("publish token refresh event", "token_id", tok.ID, "err", perr)
+	}
 }
 
 // conclude maps the final call to the result and its log event.

@@ -26,6 +26,7 @@ type authServer struct {
 	current   string
 	lastAuth  recorded
 	authFail  func(w http.ResponseWriter) bool // answer the auth request itself
+	expiresIn atomic.Int64                     // token lifetime in seconds (3600 when 0)
 	apiStatus func(n int64) int                // override the API's answer
 	onAPI     func(n int64)
 }
@@ -52,7 +53,11 @@ func newAuthServer(t *testing.T) *authServer {
 		s.current = tok
 		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"data":{"tokens":[{"value":%q}]},"expires_in":3600}`, tok)
+		life := s.expiresIn.Load()
+		if life == 0 {
+			life = 3600
+		}
+		fmt.Fprintf(w, `{"data":{"tokens":[{"value":%q}]},"expires_in":%d}`, tok, life)
 	}))
 	s.api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := s.apiCalls.Add(1)
@@ -319,5 +324,42 @@ func TestStampede(t *testing.T) {
 	}
 	if authCalls != 3 {
 		t.Errorf("auth endpoint called %d times, want 3 (first fetch and one per revocation)", authCalls)
+	}
+}
+
+// TestProactiveRefreshIsLogged: a trigger that finds its token close to
+// expiry goes on with it, and the refresh started in the background is in
+// that trigger's action log; no call sees a 401.
+func TestProactiveRefreshIsLogged(t *testing.T) {
+	h := newHarness(t, Config{})
+	as := newAuthServer(t)
+	as.expiresIn.Store(2) // margin 0.4 s: refreshed in the background within 0.8 s of expiry
+	h.putToken(as.token())
+	h.start()
+	h.trigger(as.trigger("p1"))
+	h.result("p1", 10*time.Second)
+	time.Sleep(1300 * time.Millisecond)
+	h.trigger(as.trigger("p2"))
+	if r := h.result("p2", 10*time.Second); r.Status != events.StatusSucceeded || r.Attempts != 1 {
+		t.Fatalf("p2: %+v", r)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var ev *events.LogEvent
+	for ev == nil && time.Now().Before(deadline) {
+		for _, l := range h.logEvents(0, 0) {
+			if l.Event == events.EventTokenRefreshed && l.TriggerID == "p2" {
+				ev = &l
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ev == nil || !strings.Contains(ev.Message, "before it expires") {
+		t.Fatalf("no background token_refreshed event for p2: %+v", ev)
+	}
+	if n := as.authCalls.Load(); n != 2 {
+		t.Errorf("auth endpoint called %d times, want 2 (first fetch, one proactive refresh)", n)
+	}
+	if as.apiCalls.Load() != 2 {
+		t.Errorf("action called %d times, want 2 (no 401 and retry)", as.apiCalls.Load())
 	}
 }

@@ -93,6 +93,7 @@ func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*S
 		s.tokens = auth.NewStore(res.Tokens, nil)
 		s.mgr = auth.NewManager(res.Fetched, auth.NewFetcher(auth.WithHTTPClient(s.client)))
 	}
+	s.mgr.OnBackgroundRefresh(s.backgroundRefresh)
 	return s, nil
 }
 
