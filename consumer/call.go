@@ -81,7 +81,11 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, h header) *callRe
 	res.body = string(data)
 	res.headers = make(map[string]string, len(resp.Header))
 	for k, v := range resp.Header {
-		res.headers[k] = strings.Join(v, ", ")
+		if len(v) == 1 {
+			res.headers[k] = v[0]
+		} else {
+			res.headers[k] = strings.Join(v, ", ")
+		}
 	}
 	return res
 }
