@@ -118,14 +118,14 @@ func (s *Service) Running() bool { return s.running.Load() }
 // connection afterwards so the last acks are flushed.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.tokens.Watch(ctx); err != nil {
-		return err
+		return stoppedOr(ctx, err)
 	}
 	if err := s.mgr.Watch(ctx); err != nil {
-		return err
+		return stoppedOr(ctx, err)
 	}
 	msgs, err := s.res.Triggers.Messages(jetstream.PullMaxMessages(s.cfg.Workers + s.cfg.Prefetch))
 	if err != nil {
-		return fmt.Errorf("pull triggers: %w", err)
+		return stoppedOr(ctx, fmt.Errorf("pull triggers: %w", err))
 	}
 	// Work goes on after ctx ends, until the shutdown bound.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -165,6 +165,15 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("consumer stopped", "processed", s.processed.Load())
 	return nil
+}
+
+// stoppedOr returns nil when ctx ended (a stop during start-up is a clean
+// stop), else err.
+func stoppedOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // rateLimiter lets one event per key through every period.
