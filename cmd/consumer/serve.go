@@ -40,7 +40,10 @@ func runService(ctx context.Context, _ []string, _ func(string) string, _, stder
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return serve(ctx, s, log, nil)
+	if err := serve(ctx, s, log, nil); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
 }
 
 // app is the running service, for the demo and tests.
