@@ -152,7 +152,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("consuming triggers", "stream", s.cfg.TriggerStream, "durable", s.cfg.Durable, "workers", s.cfg.Workers)
 
 	<-ctx.Done()
-	s.log.Info("shutting down: no new triggers, finishing in-flight ones", "in_flight", s.inFlight.Load(), "bound", s.cfg.ShutdownTimeout)
+	s.log.Info("shutting down: no new triggers, finishing in-flight ones", "in_flight", s.inFlight.Load(), "bound", s.cfg.ShutdownTimeout.String())
 	msgs.Drain() // buffered triggers are still handed out and run
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
