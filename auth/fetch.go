@@ -267,11 +267,54 @@ func buildAuthRequest(ctx context.Context, tok *Token) (*http.Request, error) {
 	return req, nil
 }
 
-// secretKeyValue matches a JSON member whose name says it holds a secret.
+// secretKey matches a JSON member name that says it holds a secret.
+var secretKey = regexp.MustCompile(`(?i)^(?:[a-z0-9_-]*[_-])?(?:token|secret|password|passwd|api_?key|credentials?|[a-z0-9_-]*secret[a-z0-9_-]*)$`)
+
+// secretKeyValue is secretKey inside a body that is not valid JSON.
 var secretKeyValue = regexp.MustCompile(`(?i)("(?:[a-z0-9_-]*[_-])?(?:token|secret|password|passwd|api_?key|credentials?|[a-z0-9_-]*secret[a-z0-9_-]*)"\s*:\s*)"([^"\\]|\\.)*"`)
 
-// redactJSONSecrets masks the values of members such as "access_token" or
-// "client_secret" in a body shown to people or written to a log event.
+// redactJSONSecrets masks, in a body shown to people or written to a log
+// event, the values of members named like secrets ("access_token",
+// "client_secret") and every string that looks like a token (16 or more
+// characters without a space), wherever it is: without a token_path the
+// token's place is not known yet. The structure stays visible, so an admin
+// can still pick the path.
 func redactJSONSecrets(s string) string {
-	return secretKeyValue.ReplaceAllString(s, `$1"****"`)
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil || dec.More() {
+		return secretKeyValue.ReplaceAllString(s, `$1"****"`)
+	}
+	out, err := json.Marshal(maskValue("", doc))
+	if err != nil {
+		return secretKeyValue.ReplaceAllString(s, `$1"****"`)
+	}
+	return string(out)
+}
+
+func maskValue(key string, v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = maskValue(k, e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = maskValue(key, e)
+		}
+		return x
+	case string:
+		if (key != "" && secretKey.MatchString(key)) || looksLikeToken(x) {
+			return Mask(x)
+		}
+		return x
+	default:
+		return v
+	}
+}
+
+func looksLikeToken(s string) bool {
+	return len(s) >= 16 && !strings.ContainsAny(s, " \t\n")
 }

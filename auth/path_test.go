@@ -139,9 +139,25 @@ func referenceWalk(path, body string) (string, bool) {
 }
 
 func TestRedactJSONSecrets(t *testing.T) {
-	in := `{"access_token":"abc","token_type":"Bearer","refresh_token":"r\"x","client_secret":"s","expires_in":3600,"api_key":"k","password":"p","tokens":[1]}`
-	want := `{"access_token":"****","token_type":"Bearer","refresh_token":"****","client_secret":"****","expires_in":3600,"api_key":"****","password":"****","tokens":[1]}`
-	if got := redactJSONSecrets(in); got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
+	in := `{"access_token":"abc","token_type":"Bearer","refresh_token":"r\"x","client_secret":"s","expires_in":3600,` +
+		`"api_key":"k","password":"p","data":{"tokens":[{"value":"eyJhbGciOiJIUzI1NiJ9.payload.sig"}]},"scope":"read write"}`
+	got := redactJSONSecrets(in)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(got), &m); err != nil {
+		t.Fatalf("not JSON: %s", got)
+	}
+	for _, k := range []string{"access_token", "refresh_token", "client_secret", "api_key", "password"} {
+		if m[k] != "****" {
+			t.Errorf("%s = %v, want masked", k, m[k])
+		}
+	}
+	if m["token_type"] != "Bearer" || m["scope"] != "read write" || m["expires_in"] != float64(3600) {
+		t.Errorf("ordinary members changed: %s", got)
+	}
+	if strings.Contains(got, "eyJhbGci") || !strings.Contains(got, `"value":"****.sig"`) {
+		t.Errorf("a token-like value under an ordinary name is not masked: %s", got)
+	}
+	if got := redactJSONSecrets(`not json "access_token": "abc"`); got != `not json "access_token": "****"` {
+		t.Errorf("non-JSON body: %s", got)
 	}
 }

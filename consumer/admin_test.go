@@ -288,3 +288,20 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 	fmt.Fprint(&buf, h.logs.String())
 	assertNoSecret(t, "process log", buf.String(), "rotated-secret-0001")
 }
+
+func TestTestWithoutTokenPathShowsTheResponse(t *testing.T) {
+	f := newAdminFixture(t, "")
+	tok := f.httpToken()
+	delete(tok, "token_path")
+	delete(tok, "expires_in_path")
+	reply, raw := f.request(t, "tokens.test", tok)
+	if reply["ok"] != true || reply["http_status"] != float64(200) || reply["token_preview"] != nil ||
+		!strings.Contains(raw, `\"tokens\"`) || !strings.Contains(raw, "set token_path") {
+		t.Errorf("test without token_path: %s", raw)
+	}
+	assertNoSecret(t, "reply", raw, clientSecret, "tok-1-secretvalue")
+	// Saving still needs a token_path that finds the token.
+	if reply, raw := f.request(t, "tokens.save", tok); errCode(reply) != AdminInvalidToken {
+		t.Errorf("save without token_path: %s", raw)
+	}
+}

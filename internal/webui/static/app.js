@@ -164,7 +164,9 @@ $('#test-request').addEventListener('click', async () => {
     let body = r.response ? r.response.body : '';
     try { body = JSON.stringify(JSON.parse(body), null, 2); } catch {}
     $('#test-body').textContent = body;
-    if (r.ok) { tested = testKey(t); $('#test-status').textContent = 'test passed'; $('#test-status').className = 'ok'; }
+    if (r.ok && !r.token_preview) {
+      tested = null; $('#test-status').textContent = 'the endpoint answered: set the token location from the response below and test again'; $('#test-status').className = '';
+    } else if (r.ok) { tested = testKey(t); $('#test-status').textContent = 'test passed'; $('#test-status').className = 'ok'; }
     else { tested = null; $('#test-status').textContent = 'test failed: ' + r.error; $('#test-status').className = 'error'; }
   } catch (e) {
     tested = null; $('#test-status').textContent = e.message; $('#test-status').className = 'error';
