@@ -166,11 +166,11 @@ func decodeToken(data []byte) (*auth.Token, *events.Error) {
 // TestReply is the reply of tokens.test.
 type TestReply struct {
 	OK           bool           `json:"ok"`
-	HTTPStatus   int            `json:"http_status,omitempty"`
-	Response     *TestResponse  `json:"response,omitempty"`
-	TokenPreview string         `json:"token_preview,omitempty"`
-	ExpiresIn    int64          `json:"expires_in,omitempty"`
-	Error        string         `json:"error,omitempty"`
+	HTTPStatus   int            `json:"http_status"`
+	Response     *TestResponse  `json:"response"`
+	TokenPreview string         `json:"token_preview"`
+	ExpiresIn    int64          `json:"expires_in"`
+	Error        string         `json:"error"`
 	Token        *auth.Token    `json:"token,omitempty"`
 	Details      map[string]any `json:"details,omitempty"`
 }

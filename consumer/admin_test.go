@@ -295,7 +295,7 @@ func TestTestWithoutTokenPathShowsTheResponse(t *testing.T) {
 	delete(tok, "token_path")
 	delete(tok, "expires_in_path")
 	reply, raw := f.request(t, "tokens.test", tok)
-	if reply["ok"] != true || reply["http_status"] != float64(200) || reply["token_preview"] != nil ||
+	if reply["ok"] != true || reply["http_status"] != float64(200) || reply["token_preview"] != "" ||
 		!strings.Contains(raw, `\"tokens\"`) || !strings.Contains(raw, "set token_path") {
 		t.Errorf("test without token_path: %s", raw)
 	}
