@@ -18,6 +18,10 @@ import (
 // ErrTokenNotFound is returned when no token has the id.
 var ErrTokenNotFound = errors.New("token not found")
 
+// ErrTokenUnreadable is returned when a stored token cannot be decoded or
+// decrypted (for example under a key that is no longer configured).
+var ErrTokenUnreadable = errors.New("stored token cannot be read")
+
 // KV is the part of a JetStream KV bucket that this package uses;
 // jetstream.KeyValue satisfies it.
 type KV interface {
@@ -62,7 +66,6 @@ type Store struct {
 
 	mu     sync.RWMutex
 	tokens map[string]*Token
-	err    error // last decode error of the watch
 }
 
 // NewStore returns a Store over kv; sealer may be nil (no encryption).
@@ -89,8 +92,7 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 	}
 	t, err := s.decode(e.Value())
 	if err != nil {
-		s.err = fmt.Errorf("token %s: %w", e.Key(), err)
-		delete(s.tokens, e.Key())
+		delete(s.tokens, e.Key()) // Get reads it again and reports why
 		return
 	}
 	s.tokens[e.Key()] = t
@@ -119,7 +121,7 @@ func (s *Store) load(ctx context.Context, id string) (*Token, error) {
 	}
 	t, err := s.decode(e.Value())
 	if err != nil {
-		return nil, fmt.Errorf("token %s: %w", id, err)
+		return nil, fmt.Errorf("token %s: %w: %v", id, ErrTokenUnreadable, err)
 	}
 	return t, nil
 }

@@ -305,3 +305,23 @@ func TestTestWithoutTokenPathShowsTheResponse(t *testing.T) {
 		t.Errorf("save without token_path: %s", raw)
 	}
 }
+
+func TestUnreadableTokenIsRejectedNotRetried(t *testing.T) {
+	h := newHarness(t, Config{})
+	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {})
+	tok := &auth.Token{ID: "lost", Type: "text", Value: "value-under-a-lost-key", Header: "X-Key"}
+	if _, err := auth.NewStore(h.res.Tokens, mustSealer(t, testKey)).Put(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	sealer := mustSealer(t, rotatedKey) // the old key was dropped
+	h.start(WithTokens(auth.NewStore(h.res.Tokens, sealer), auth.NewManager(h.res.Fetched, auth.NewFetcher(), auth.WithSealer(sealer))))
+	h.trigger(&events.Trigger{ID: "ul", ActionID: "a", Source: "inbox", TokenID: "lost", Request: events.Request{Method: "GET", URL: api.URL}})
+	r := h.result("ul", 10*time.Second)
+	if r.Status != events.StatusRejected || r.Error == nil || !strings.Contains(r.Error.Message, "ACTIONS_ENCRYPTION_OLD_KEYS") {
+		t.Errorf("result %+v %+v, want rejected with a hint about the key", r, r.Error)
+	}
+	waitDrained(t, h)
+	if len(api.Calls()) != 0 {
+		t.Error("the action was called without its token")
+	}
+}

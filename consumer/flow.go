@@ -127,6 +127,11 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 			s.reject(r, events.CodeTokenNotFound, fmt.Sprintf("token %q does not exist", t.TokenID))
 			return
 		}
+		if errors.Is(err, auth.ErrTokenUnreadable) {
+			// Retrying cannot help until an admin fixes the key or the token.
+			s.reject(r, events.CodeTokenNotFound, err.Error())
+			return
+		}
 		if err != nil {
 			r.infra = err
 			return
