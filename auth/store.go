@@ -126,7 +126,8 @@ func (s *Store) load(ctx context.Context, id string) (*Token, error) {
 	return t, nil
 }
 
-// List returns every token, sorted by id, read from KV.
+// List returns every token, sorted by id, read from KV. A token that cannot
+// be read is listed with its id and the reason in its description.
 func (s *Store) List(ctx context.Context) ([]*Token, error) {
 	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
@@ -145,7 +146,8 @@ func (s *Store) List(ctx context.Context) ([]*Token, error) {
 			}
 			t, err := s.decode(e.Value())
 			if err != nil {
-				return nil, fmt.Errorf("token %s: %w", e.Key(), err)
+				// Listed, so an admin can see it and save or delete it.
+				t = &Token{ID: e.Key(), Name: e.Key(), Description: fmt.Sprintf("%v: %v", ErrTokenUnreadable, err)}
 			}
 			out = append(out, t)
 		}
