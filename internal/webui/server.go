@@ -296,15 +296,33 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(200)
 	fmt.Fprint(w, ": following\n\n")
 	flusher.Flush()
+	// The callback hands events to this handler, which alone writes to w:
+	// nothing writes after the handler returned.
+	events := make(chan []byte, 256)
 	cc, err := c.Consume(func(m jetstream.Msg) {
-		fmt.Fprintf(w, "data: %s\n\n", m.Data())
-		flusher.Flush()
+		select {
+		case events <- m.Data():
+		default: // a slow browser misses events rather than blocking the consumer
+		}
 	})
 	if err != nil {
 		return
 	}
-	<-r.Context().Done()
-	cc.Stop()
+	defer cc.Stop()
+	keepAlive := time.NewTicker(20 * time.Second)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case data := <-events:
+			fmt.Fprintf(w, "data: %s\n\n", data)
+			flusher.Flush()
+		case <-keepAlive.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			flusher.Flush()
+		}
+	}
 }
 
 // result finds the result of a trigger among the newest results of its
