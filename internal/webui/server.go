@@ -298,10 +298,10 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush()
 	// The callback hands events to this handler, which alone writes to w:
 	// nothing writes after the handler returned.
-	events := make(chan []byte, 256)
+	incoming := make(chan []byte, 256)
 	cc, err := c.Consume(func(m jetstream.Msg) {
 		select {
-		case events <- m.Data():
+		case incoming <- m.Data():
 		default: // a slow browser misses events rather than blocking the consumer
 		}
 	})
@@ -315,7 +315,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case data := <-events:
+		case data := <-incoming:
 			fmt.Fprintf(w, "data: %s\n\n", data)
 			flusher.Flush()
 		case <-keepAlive.C:
