@@ -128,11 +128,7 @@ func TestLocalClusterWithPermissions(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no result")
 	}
-	if s, err := subJS.Stream(ctx, "ACTIONS_RESULTS"); err != nil {
-		t.Errorf("subscriber reads the results stream: %v", err)
-	} else if c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{}); err != nil {
-		t.Errorf("subscriber creates a consumer on results: %v", err)
-	} else if m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || !strings.Contains(string(m.Data()), "dt-1") {
+	if err := readStored(subJS, "ACTIONS_RESULTS", "dt-1"); err != nil {
 		t.Errorf("subscriber reads a stored result: %v", err)
 	}
 
@@ -171,11 +167,7 @@ func TestLocalClusterWithPermissions(t *testing.T) {
 	}
 	opsNC, _ := connectAs(t, env, "ops", env["ACTIONS_OPS_PASSWORD"])
 	opsJS, _ := jetstream.New(opsNC)
-	if s, err := opsJS.Stream(ctx, "ACTIONS_LOGS"); err != nil {
-		t.Errorf("ops reads the log stream: %v", err)
-	} else if c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{}); err != nil {
-		t.Errorf("ops creates a consumer on logs: %v", err)
-	} else if m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || !strings.Contains(string(m.Data()), "action_succeeded") {
+	if err := readStored(opsJS, "ACTIONS_LOGS", "action_succeeded"); err != nil {
 		t.Errorf("ops reads a log event: %v", err)
 	}
 	if _, err := opsJS.KeyValue(short(t), "action_tokens"); err == nil {
@@ -206,4 +198,38 @@ func short(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// readStored reads the first message of stream with an ordered consumer and
+// checks it holds want. A consumer just created on an R3 stream may need a
+// moment for its leader, so a failed read is tried again for up to 15 s;
+// a permission error never passes.
+func readStored(js jetstream.JetStream, stream, want string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s, err := js.Stream(ctx, stream)
+			if err != nil {
+				return fmt.Errorf("stream info: %w", err)
+			}
+			c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+			if err != nil {
+				return fmt.Errorf("create consumer: %w", err)
+			}
+			m, err := c.Next(jetstream.FetchMaxWait(3 * time.Second))
+			if err != nil {
+				return fmt.Errorf("next: %w", err)
+			}
+			if !strings.Contains(string(m.Data()), want) {
+				return fmt.Errorf("first message %s lacks %q", m.Data(), want)
+			}
+			return nil
+		}()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
