@@ -35,7 +35,7 @@ type Config struct {
 	MaxHeaderBytes  int           // 16 KiB of request headers
 	ShutdownTimeout time.Duration // 30 s to finish in-flight triggers on shutdown
 	RetentionMaxAge time.Duration // 7 days of results and log events
-	DuplicateWindow time.Duration // 10 min, deduplication of triggers and results
+	DuplicateWindow time.Duration // 2 min, deduplication of triggers and results (nats-server keeps every id of the window in memory)
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -79,7 +79,7 @@ func (c Config) WithDefaults() Config {
 	defDur(&c.MaxTimeout, 60*time.Second)
 	defDur(&c.ShutdownTimeout, 30*time.Second)
 	defDur(&c.RetentionMaxAge, 7*24*time.Hour)
-	defDur(&c.DuplicateWindow, 10*time.Minute)
+	defDur(&c.DuplicateWindow, 2*time.Minute)
 	if c.ResponseBodyCap <= 0 {
 		c.ResponseBodyCap = 1 << 20
 	}
@@ -100,6 +100,9 @@ func (c Config) Validate() error {
 	}
 	if c.DuplicateWindow < 2*time.Minute {
 		errs = append(errs, fmt.Errorf("duplicate window %s is shorter than the contract's 2 minutes", c.DuplicateWindow))
+	}
+	if c.DuplicateWindow < 2*c.AckWait {
+		errs = append(errs, fmt.Errorf("duplicate window %s must cover a redelivery: make it at least twice the ack wait %s", c.DuplicateWindow, c.AckWait))
 	}
 	if c.MaxAckPending < c.Workers {
 		errs = append(errs, fmt.Errorf("max ack pending %d is less than the workers %d", c.MaxAckPending, c.Workers))

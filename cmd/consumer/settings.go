@@ -39,6 +39,7 @@ type settings struct {
 	MaxTriggerBytes int           `envconfig:"ACTIONS_MAX_TRIGGER_BYTES" default:"262144" desc:"largest trigger accepted"`
 	ShutdownTimeout time.Duration `envconfig:"ACTIONS_SHUTDOWN_TIMEOUT" default:"30s" desc:"time to finish in-flight triggers on SIGTERM"`
 	RetentionMaxAge time.Duration `envconfig:"ACTIONS_RETENTION" default:"168h" desc:"max age of results and log events"`
+	DuplicateWindow time.Duration `envconfig:"ACTIONS_DUPLICATE_WINDOW" default:"2m" desc:"deduplication window of triggers (Nats-Msg-Id) and results; nats-server keeps its ids in memory"`
 
 	AllowPrivate  bool     `envconfig:"ACTIONS_ALLOW_PRIVATE_NETWORKS" default:"false" desc:"allow action and auth URLs on loopback/private addresses"`
 	AllowHosts    []string `envconfig:"ACTIONS_ALLOW_HOSTS" desc:"hosts (or *.domain) allowed even on private addresses"`
@@ -72,7 +73,7 @@ func (s *settings) consumerConfig() consumer.Config {
 		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, Prefetch: s.Prefetch, MaxAckPending: s.MaxAckPending,
 		AckWait: s.AckWait, MaxDeliver: s.MaxDeliver, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
 		ResponseBodyCap: s.ResponseBodyCap, MaxTriggerBytes: s.MaxTriggerBytes, ShutdownTimeout: s.ShutdownTimeout,
-		RetentionMaxAge: s.RetentionMaxAge,
+		RetentionMaxAge: s.RetentionMaxAge, DuplicateWindow: s.DuplicateWindow,
 	}.WithDefaults()
 }
 
