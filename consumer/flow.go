@@ -20,7 +20,7 @@ import (
 // run is what executing one trigger produced.
 type run struct {
 	res  *events.Result
-	logs []logEntry
+	logs []*events.LogEvent
 	// done records the outcome in the breaker, after the result is stored.
 	done func(status string)
 	// infra is set when the trigger could not be finished for a reason of
@@ -28,18 +28,12 @@ type run struct {
 	infra error
 }
 
-type logEntry struct {
-	ev    *events.LogEvent
-	msgID string
-}
-
+// log adds a log event of the trigger. It carries no Nats-Msg-Id: a
+// redelivered trigger that calls the API again logs that call again.
 func (r *run) log(level, event, message string, details map[string]any) {
 	res := r.res
-	r.logs = append(r.logs, logEntry{
-		ev: &events.LogEvent{Level: level, Event: event, ActionID: res.ActionID, TriggerID: res.TriggerID,
-			TokenID: res.TokenID, Message: message, Details: details, Context: res.Context},
-		msgID: "", // a redelivered trigger that calls the API again logs it again
-	})
+	r.logs = append(r.logs, &events.LogEvent{Level: level, Event: event, ActionID: res.ActionID,
+		TriggerID: res.TriggerID, TokenID: res.TokenID, Message: message, Details: details, Context: res.Context})
 }
 
 // handle runs one trigger through the flow and acknowledges it.
@@ -312,9 +306,9 @@ func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run)
 		now := events.FormatTime(s.now())
 		pend := make([]events.Pending, 0, 1+len(r.logs))
 		pend = append(pend, s.pub.Result(r.res))
-		for _, l := range r.logs {
-			l.ev.Time = now
-			pend = append(pend, s.pub.Log(l.ev, l.msgID))
+		for _, ev := range r.logs {
+			ev.Time = now
+			pend = append(pend, s.pub.Log(ev, ""))
 		}
 		if err := events.WaitAll(ctx, pend...); err != nil {
 			r.infra = fmt.Errorf("publish result: %w", err)
@@ -343,6 +337,12 @@ func (s *Service) retryLater(ctx context.Context, msg jetstream.Msg, meta *jetst
 	}
 	attrs := []any{"trigger_id", r.res.TriggerID, "action_id", r.res.ActionID, "stream_seq", meta.Sequence.Stream,
 		"attempt", meta.NumDelivered, "err", r.infra}
+	if errors.Is(r.infra, context.Canceled) {
+		// Cut short by shutdown: hand it to another replica at once.
+		s.log.Warn("trigger cut short by shutdown, returned for redelivery", attrs...)
+		_ = msg.Nak()
+		return
+	}
 	if int(meta.NumDelivered) < s.cfg.MaxDeliver {
 		delay := min(time.Second<<(meta.NumDelivered-1), 30*time.Second)
 		s.log.Warn("trigger not finished, retrying later", append(attrs, "delay", delay)...)

@@ -86,3 +86,39 @@ func TestTwoReplicasSplitTheWork(t *testing.T) {
 		t.Errorf("work split %d/%d, want both replicas working and %d in all", pa, pb, n)
 	}
 }
+
+// TestShutdownBoundHandsTriggersOver: a call still running when the
+// shutdown bound ends is cancelled and its trigger goes to another replica
+// at once, which finishes it; one result is stored.
+func TestShutdownBoundHandsTriggersOver(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, ShutdownTimeout: 500 * time.Millisecond})
+	var slow atomic.Bool
+	slow.Store(true)
+	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(20 * time.Second):
+			}
+		}
+	})
+	first := h.start()
+	h.trigger(&events.Trigger{ID: "long", ActionID: "act", Source: "inbox", Request: events.Request{Method: "POST", URL: api.URL, TimeoutMS: 15000}})
+	for first.svc.InFlight() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	first.stop(t)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stop took %s with a 500ms bound", took)
+	}
+	slow.Store(false)
+	h.start()
+	if r := h.result("long", 10*time.Second); r.Status != events.StatusSucceeded {
+		t.Errorf("result after hand-over: %+v %+v", r, r.Error)
+	}
+	waitDrained(t, h)
+	if n := len(h.results(1, 0)); n != 1 {
+		t.Errorf("%d results, want 1", n)
+	}
+}
