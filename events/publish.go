@@ -53,10 +53,18 @@ func (p *Publisher) Log(e *LogEvent, msgID string) Pending {
 	return p.publish(p.subjects.Log(e.ActionID), msgID, e)
 }
 
+// appender is a message that encodes itself without reflection.
+type appender interface{ AppendJSON([]byte) []byte }
+
 func (p *Publisher) publish(subject, msgID string, v any) Pending {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return Pending{err: fmt.Errorf("encode %s: %w", subject, err)}
+	var data []byte
+	if a, ok := v.(appender); ok {
+		data = a.AppendJSON(make([]byte, 0, 512))
+	} else {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return Pending{err: fmt.Errorf("encode %s: %w", subject, err)}
+		}
 	}
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	if msgID != "" {
