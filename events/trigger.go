@@ -80,12 +80,16 @@ func Decode(subjects Subjects, subject string, data []byte, limits Limits) (*Tri
 	if subErr != nil {
 		return t, invalid("%v", subErr)
 	}
-	if err := json.Unmarshal(data, t); err != nil {
-		// Keep the subject's names for the rejection, not a half-decoded body.
-		t = &Trigger{Source: subSource, ActionID: subAction, ID: t.ID}
-		return t, invalid("body is not a valid trigger JSON object: %v", err)
+	body := &Trigger{}
+	if !fastDecode(data, body) {
+		body = &Trigger{}
+		if err := json.Unmarshal(data, body); err != nil {
+			// Keep the subject's names for the rejection, not a half-decoded body.
+			return &Trigger{Source: subSource, ActionID: subAction, ID: body.ID},
+				invalid("body is not a valid trigger JSON object: %v", err)
+		}
 	}
-	return t, t.validate(subSource, subAction, limits)
+	return body, body.validate(subSource, subAction, limits)
 }
 
 func (t *Trigger) validate(subSource, subAction string, limits Limits) error {
