@@ -75,28 +75,68 @@ func printJSON(w io.Writer, data []byte) {
 	fmt.Fprintln(w, string(out))
 }
 
-func runTokens(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+// adminCommand is what the tokens and breakers commands share: the verb,
+// the -o flag, the request and how its errors are shown.
+type adminCommand struct {
+	resource, verb string
+	fs             *flag.FlagSet
+	output         *string
+}
+
+// parseAdminCommand reads `<verb> [flags] [args]`; flags adds the
+// command's own flags.
+func parseAdminCommand(resource, usage string, args []string, stderr io.Writer, flags func(*flag.FlagSet)) (*adminCommand, error) {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: consumer tokens test|save -f FILE | get ID | list | delete ID   [-o json]")
-		return exitCode(2)
+		fmt.Fprintln(stderr, usage)
+		return nil, exitCode(2)
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("tokens "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("f", "", "token JSON file (- for stdin)")
-	output := fs.String("o", "text", "output: text or json")
-	if err := fs.Parse(reorderFlags(args[1:])); err != nil {
-		return exitCode(2)
+	a := &adminCommand{resource: resource, verb: args[0], fs: flag.NewFlagSet(resource+" "+args[0], flag.ContinueOnError)}
+	a.fs.SetOutput(stderr)
+	a.output = a.fs.String("o", "text", "output: text or json")
+	if flags != nil {
+		flags(a.fs)
 	}
+	if err := a.fs.Parse(reorderFlags(args[1:])); err != nil {
+		return nil, exitCode(2)
+	}
+	return a, nil
+}
+
+// request sends the admin request. An error reply is printed (as JSON too
+// with -o json) and ends the command with exit code 1; with -o json the
+// reply is printed and done is true.
+func (a *adminCommand) request(ctx context.Context, body any, stdout, stderr io.Writer) (reply json.RawMessage, done bool, err error) {
 	s, err := loadSettings()
+	if err != nil {
+		return nil, true, err
+	}
+	reply, err = adminRequest(ctx, s, a.resource+"."+a.verb, body)
+	if err != nil {
+		if *a.output == "json" && reply != nil {
+			printJSON(stdout, reply)
+		}
+		fmt.Fprintf(stderr, "consumer %s %s: %v\n", a.resource, a.verb, err)
+		return nil, true, exitCode(1)
+	}
+	if *a.output == "json" {
+		printJSON(stdout, reply)
+		return reply, true, nil
+	}
+	return reply, false, nil
+}
+
+func runTokens(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+	var file *string
+	a, err := parseAdminCommand("tokens", "usage: consumer tokens test|save -f FILE | get ID | list | delete ID   [-o json]", args, stderr,
+		func(fs *flag.FlagSet) { file = fs.String("f", "", "token JSON file (- for stdin)") })
 	if err != nil {
 		return err
 	}
 	var body any = map[string]string{}
-	switch verb {
+	switch a.verb {
 	case "test", "save":
 		if *file == "" {
-			return fmt.Errorf("tokens %s: -f FILE is required", verb)
+			return fmt.Errorf("tokens %s: -f FILE is required", a.verb)
 		}
 		data, err := readFileArg(*file)
 		if err != nil {
@@ -104,27 +144,19 @@ func runTokens(ctx context.Context, args []string, _ func(string) string, stdout
 		}
 		body = data
 	case "get", "delete":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("tokens %s: give one token id", verb)
+		if a.fs.NArg() != 1 {
+			return fmt.Errorf("tokens %s: give one token id", a.verb)
 		}
-		body = map[string]string{"id": fs.Arg(0)}
+		body = map[string]string{"id": a.fs.Arg(0)}
 	case "list":
 	default:
-		return fmt.Errorf("tokens: unknown command %q (test, save, get, list, delete)", verb)
+		return fmt.Errorf("tokens: unknown command %q (test, save, get, list, delete)", a.verb)
 	}
-	reply, err := adminRequest(ctx, s, "tokens."+verb, body)
-	if err != nil {
-		if *output == "json" && reply != nil {
-			printJSON(stdout, reply)
-		}
-		fmt.Fprintln(stderr, "consumer tokens "+verb+":", err)
-		return exitCode(1)
+	reply, done, err := a.request(ctx, body, stdout, stderr)
+	if done {
+		return err
 	}
-	if *output == "json" {
-		printJSON(stdout, reply)
-		return nil
-	}
-	switch verb {
+	switch a.verb {
 	case "list":
 		var r struct {
 			Tokens []consumer.TokenView `json:"tokens"`
@@ -139,7 +171,7 @@ func runTokens(ctx context.Context, args []string, _ func(string) string, stdout
 			return exitCode(1)
 		}
 	case "delete":
-		fmt.Fprintf(stdout, "token %s deleted\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "token %s deleted\n", a.fs.Arg(0))
 	default:
 		printJSON(stdout, reply)
 	}
@@ -185,43 +217,27 @@ func printTest(w io.Writer, r *consumer.TestReply) {
 }
 
 func runBreakers(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: consumer breakers list | reset ACTION_ID   [-o json]")
-		return exitCode(2)
-	}
-	verb := args[0]
-	fs := flag.NewFlagSet("breakers "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	output := fs.String("o", "text", "output: text or json")
-	if err := fs.Parse(reorderFlags(args[1:])); err != nil {
-		return exitCode(2)
-	}
-	s, err := loadSettings()
+	a, err := parseAdminCommand("breakers", "usage: consumer breakers list | reset ACTION_ID   [-o json]", args, stderr, nil)
 	if err != nil {
 		return err
 	}
 	var body any = map[string]string{}
-	switch verb {
+	switch a.verb {
 	case "list":
 	case "reset":
-		if fs.NArg() != 1 {
+		if a.fs.NArg() != 1 {
 			return fmt.Errorf("breakers reset: give one action id")
 		}
-		body = map[string]string{"action_id": fs.Arg(0)}
+		body = map[string]string{"action_id": a.fs.Arg(0)}
 	default:
-		return fmt.Errorf("breakers: unknown command %q (list, reset)", verb)
+		return fmt.Errorf("breakers: unknown command %q (list, reset)", a.verb)
 	}
-	reply, err := adminRequest(ctx, s, "breakers."+verb, body)
-	if err != nil {
-		fmt.Fprintln(stderr, "consumer breakers "+verb+":", err)
-		return exitCode(1)
+	reply, done, err := a.request(ctx, body, stdout, stderr)
+	if done {
+		return err
 	}
-	if *output == "json" {
-		printJSON(stdout, reply)
-		return nil
-	}
-	if verb == "reset" {
-		fmt.Fprintf(stdout, "breaker of %s closed\n", fs.Arg(0))
+	if a.verb == "reset" {
+		fmt.Fprintf(stdout, "breaker of %s closed\n", a.fs.Arg(0))
 		return nil
 	}
 	var r struct {
