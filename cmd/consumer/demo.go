@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"customactions/events"
@@ -165,7 +164,7 @@ func runDemo(ctx context.Context, args []string, _ func(string) string, stdout, 
 		if t.Context == nil {
 			t.Context = json.RawMessage(`{"conversation_id":"c-1"}`)
 		}
-		r, err := publishAndWait(ctx, a.conn.nc, a.conn.js, subjects, &t, 30*time.Second)
+		r, _, err := publishTrigger(ctx, a.conn.nc, a.conn.js, subjects, &t, 30*time.Second, nil)
 		fmt.Fprintf(stdout, "%d. %s\n   %s %s\n", n, title, t.Request.Method, t.Request.URL)
 		if err != nil {
 			fmt.Fprintf(stdout, "   -> %v\n", err)
@@ -220,37 +219,6 @@ func runDemo(ctx context.Context, args []string, _ func(string) string, stdout, 
 		return err
 	}
 	return nil
-}
-
-// publishAndWait publishes a trigger and waits for its result.
-func publishAndWait(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, subjects events.Subjects, t *events.Trigger, wait time.Duration) (*events.Result, error) {
-	ch := make(chan *nats.Msg, 64)
-	sub, err := nc.ChanSubscribe(subjects.Result(t.ActionID), ch)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	data, _ := json.Marshal(t)
-	msg := &nats.Msg{Subject: subjects.Trigger(t.Source, t.ActionID), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, t.ID)
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-timer.C:
-			return nil, fmt.Errorf("no result within %s", wait)
-		case m := <-ch:
-			var r events.Result
-			if json.Unmarshal(m.Data, &r) == nil && r.TriggerID == t.ID {
-				return &r, nil
-			}
-		}
-	}
 }
 
 func printAllLogs(ctx context.Context, js jetstream.JetStream, w io.Writer) error {

@@ -108,51 +108,66 @@ func runTrigger(ctx context.Context, args []string, _ func(string) string, stdou
 		return err
 	}
 	defer c.close()
-	subjects := events.NewSubjects(s.Prefix)
-	var sub *nats.Subscription
+	published := func(ack *jetstream.PubAck) {
+		fmt.Fprintf(stderr, "published trigger %s to %s (stream %s, seq %d)\n", t.ID,
+			events.NewSubjects(s.Prefix).Trigger(t.Source, t.ActionID), ack.Stream, ack.Sequence)
+	}
+	r, raw, err := publishTrigger(ctx, c.nc, c.js, events.NewSubjects(s.Prefix), t, *wait, published)
+	if err != nil || *wait == 0 {
+		return err
+	}
+	out, _ := json.MarshalIndent(json.RawMessage(raw), "", "  ")
+	fmt.Fprintln(stdout, string(out))
+	if r.Status != events.StatusSucceeded {
+		return exitCode(3)
+	}
+	return nil
+}
+
+// publishTrigger publishes t with its id as Nats-Msg-Id and, when wait is
+// positive, waits that long for its result, which it returns parsed and as
+// received. published, if set, is called once JetStream stored the trigger.
+func publishTrigger(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, subjects events.Subjects, t *events.Trigger,
+	wait time.Duration, published func(*jetstream.PubAck)) (*events.Result, []byte, error) {
 	results := make(chan *nats.Msg, 64)
-	if *wait > 0 {
-		if sub, err = c.nc.ChanSubscribe(subjects.Result(t.ActionID), results); err != nil {
-			return err
+	if wait > 0 {
+		sub, err := nc.ChanSubscribe(subjects.Result(t.ActionID), results)
+		if err != nil {
+			return nil, nil, err
 		}
 		defer func() { _ = sub.Unsubscribe() }()
 	}
 	data, err := json.Marshal(t)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	msg := &nats.Msg{Subject: subjects.Trigger(t.Source, t.ActionID), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, t.ID)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ack, err := c.js.PublishMsg(pctx, msg)
+	ack, err := js.PublishMsg(pctx, msg)
 	if err != nil {
-		return fmt.Errorf("publish trigger: %w", err)
+		return nil, nil, fmt.Errorf("publish trigger: %w", err)
 	}
-	fmt.Fprintf(stderr, "published trigger %s to %s (stream %s, seq %d)\n", t.ID, msg.Subject, ack.Stream, ack.Sequence)
-	if *wait == 0 {
-		return nil
+	if published != nil {
+		published(ack)
 	}
-	timer := time.NewTimer(*wait)
+	if wait <= 0 {
+		return nil, nil, nil
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-timer.C:
-			return fmt.Errorf("no result for trigger %s within %s", t.ID, *wait)
+			return nil, nil, fmt.Errorf("no result for trigger %s within %s", t.ID, wait)
 		case m := <-results:
 			var r events.Result
-			if json.Unmarshal(m.Data, &r) != nil || r.TriggerID != t.ID {
-				continue
+			if json.Unmarshal(m.Data, &r) == nil && r.TriggerID == t.ID {
+				return &r, m.Data, nil
 			}
-			var pretty json.RawMessage = m.Data
-			out, _ := json.MarshalIndent(pretty, "", "  ")
-			fmt.Fprintln(stdout, string(out))
-			if r.Status != events.StatusSucceeded {
-				return exitCode(3)
-			}
-			return nil
 		}
 	}
 }
