@@ -157,7 +157,7 @@ func (l *loadRun) check(js jetstream.JetStream, n int, timeout time.Duration) (t
 	var results []events.Result
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		got, err := readAllErr[events.Result](js, events.DefaultResultStream, "actions.result.>")
+		got, err := natstest.ReadAll[events.Result](js, events.DefaultResultStream, "actions.result.>")
 		if err == nil {
 			results = got
 			if len(results) >= n {

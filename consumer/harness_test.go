@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -189,55 +187,11 @@ func readStream[T any](t *testing.T, js jetstream.JetStream, stream, filter stri
 
 func readAll[T any](t *testing.T, js jetstream.JetStream, stream, filter string) []T {
 	t.Helper()
-	out, err := readAllErr[T](js, stream, filter)
+	out, err := natstest.ReadAll[T](js, stream, filter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// readAllErr reads every message of stream (filtered); errors are returned
-// for callers that ride out a failing node.
-func readAllErr[T any](js jetstream.JetStream, stream, filter string) ([]T, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []T
-	if info.State.Msgs == 0 {
-		return out, nil
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		return nil, err
-	}
-	for {
-		batch, err := c.FetchNoWait(1000)
-		if err != nil {
-			return nil, err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var v T
-			if err := json.Unmarshal(m.Data(), &v); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", m.Subject(), err)
-			}
-			out = append(out, v)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err
-		}
-		if got == 0 {
-			return out, nil
-		}
-	}
 }
 
 // assertNoSecret fails when any of the secrets appears in s.

@@ -162,31 +162,9 @@ func countResults(t *testing.T, js jetstream.JetStream) int {
 
 func readResults(t *testing.T, js jetstream.JetStream) []events.Result {
 	t.Helper()
-	s, err := js.Stream(context.Background(), events.DefaultResultStream)
+	out, err := natstest.ReadAll[events.Result](js, events.DefaultResultStream, "actions.result.>")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.OrderedConsumer(context.Background(), jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []events.Result
-	for {
-		batch, err := c.FetchNoWait(1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var r events.Result
-			if err := json.Unmarshal(m.Data(), &r); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, r)
-		}
-		if got == 0 {
-			return out
-		}
-	}
+	return out
 }

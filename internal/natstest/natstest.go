@@ -4,6 +4,9 @@
 package natstest
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -154,4 +157,49 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ReadAll reads every message of stream on filter with an ordered consumer
+// and decodes each as JSON into a T. Errors are returned, for callers that
+// ride out a failing node.
+func ReadAll[T any](js jetstream.JetStream, stream, filter string) ([]T, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	if info.State.Msgs == 0 {
+		return out, nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		return nil, err
+	}
+	for {
+		batch, err := c.FetchNoWait(1000)
+		if err != nil {
+			return nil, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			var v T
+			if err := json.Unmarshal(m.Data(), &v); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", m.Subject(), err)
+			}
+			out = append(out, v)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err
+		}
+		if got == 0 {
+			return out, nil
+		}
+	}
 }
