@@ -22,8 +22,15 @@ import (
 // ns/op is per trigger with 64 workers; allocs/op counts the whole process
 // (server and client) per trigger.
 func BenchmarkPipeline(b *testing.B) {
-	t := &testing.T{}
-	_ = t
+	b.Run("consumer", func(b *testing.B) { benchPipeline(b, (*benchHarness).startBench) })
+	b.Run("floor", func(b *testing.B) {
+		benchPipeline(b, func(h *benchHarness) { h.startFloor(h.cfg.Workers) })
+	})
+}
+
+// benchPipeline publishes b.N triggers and waits for their results, with
+// the pipeline that start runs.
+func benchPipeline(b *testing.B, start func(*benchHarness)) {
 	h := newBenchHarness(b)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"ok":true}`))
@@ -39,7 +46,7 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	h.startBench()
+	start(h)
 	payload := func(i int) *nats.Msg {
 		tr := events.Trigger{ID: "b" + strconv.Itoa(i), ActionID: "bench-action", Source: "inbox", TokenID: "bench-text",
 			Request: events.Request{Method: "POST", URL: api.URL + "/v1/echo", Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"n":123}`},
