@@ -24,7 +24,10 @@ import (
 func BenchmarkPipeline(b *testing.B) {
 	b.Run("consumer", func(b *testing.B) { benchPipeline(b, (*benchHarness).startBench) })
 	b.Run("floor", func(b *testing.B) {
-		benchPipeline(b, func(h *benchHarness) { h.startFloor(h.cfg.Workers) })
+		benchPipeline(b, func(h *benchHarness) { h.startFloor(h.cfg.Workers, false) })
+	})
+	b.Run("floor-contract-writes", func(b *testing.B) {
+		benchPipeline(b, func(h *benchHarness) { h.startFloor(h.cfg.Workers, true) })
 	})
 }
 

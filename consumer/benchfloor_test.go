@@ -18,7 +18,13 @@ import (
 // header, publish the result and wait for its ack, ack the trigger. It is
 // what BenchmarkPipeline is compared with: the same server, API and load, no
 // framework around the libraries.
-func (h *benchHarness) startFloor(workers int) {
+//
+// With contractWrites it also does the two writes the contract adds to
+// every trigger, in the plainest way: the result carries Nats-Msg-Id
+// (deduplicated by the server) and a small log event is published to
+// ACTIONS_LOGS and its ack awaited too. That is the floor of any
+// implementation of the contract.
+func (h *benchHarness) startFloor(workers int, contractWrites bool) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 10 * time.Second}
 	msgs, err := h.res.Triggers.Messages(jetstream.PullMaxMessages(workers + h.cfg.Prefetch))
 	if err != nil {
@@ -71,7 +77,28 @@ func (h *benchHarness) startFloor(workers int) {
 		data, _ := json.Marshal(res)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := h.js.Publish(ctx, "actions.result."+t.ActionID, data); err != nil {
+		if !contractWrites {
+			if _, err := h.js.Publish(ctx, "actions.result."+t.ActionID, data); err != nil {
+				_ = msg.Nak()
+				return
+			}
+			_ = msg.Ack()
+			return
+		}
+		logEv, _ := json.Marshal(map[string]any{"time": time.Now().UTC().Format(time.RFC3339Nano), "level": "info",
+			"event": "action_succeeded", "action_id": t.ActionID, "trigger_id": t.ID, "context": t.Context})
+		fut, err := h.js.PublishAsync("actions.log."+t.ActionID, logEv)
+		if err != nil {
+			_ = msg.Nak()
+			return
+		}
+		if _, err := h.js.Publish(ctx, "actions.result."+t.ActionID, data, jetstream.WithMsgID("result-"+t.ID)); err != nil {
+			_ = msg.Nak()
+			return
+		}
+		select {
+		case <-fut.Ok():
+		case <-fut.Err():
 			_ = msg.Nak()
 			return
 		}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,11 +37,12 @@ func (r *run) log(level, event, message string, details map[string]any) {
 }
 
 // handle runs one trigger through the flow and acknowledges it.
-func (s *Service) handle(work context.Context, msg jetstream.Msg) {
+// worker is the worker's index (its keep-alive slot).
+func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
-	stop := s.keepAlive(msg)
-	defer stop()
+	s.holds.take(worker, msg, time.Now())
+	defer s.holds.release(worker)
 
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -266,13 +267,14 @@ func (s *Service) conclude(t *events.Trigger, tok *auth.Token, c *callResult, r 
 		res.Status = events.StatusFailed
 		res.Error = &events.Error{Code: events.CodeHTTPError, Message: fmt.Sprintf("the action answered %d", c.status)}
 	}
-	details := map[string]any{"method": t.Request.Method, "url": displayURL(t.Request.URL),
+	shown := displayURL(t.Request.URL)
+	details := map[string]any{"method": t.Request.Method, "url": shown,
 		"http_status": c.status, "attempts": res.Attempts, "duration_ms": c.elapsed.Milliseconds()}
 	if res.TokenRefreshed {
 		details["token_refreshed"] = true
 	}
 	if res.Status == events.StatusSucceeded {
-		r.log(events.LevelInfo, events.EventActionSucceeded, fmt.Sprintf("%s %s answered %d", t.Request.Method, displayURL(t.Request.URL), c.status), details)
+		r.log(events.LevelInfo, events.EventActionSucceeded, t.Request.Method+" "+shown+" answered "+strconv.Itoa(c.status), details)
 		return
 	}
 	details["code"] = res.Error.Code
@@ -281,6 +283,9 @@ func (s *Service) conclude(t *events.Trigger, tok *auth.Token, c *callResult, r 
 
 // displayURL drops the query and user info of u: they may carry keys.
 func displayURL(u string) string {
+	if !strings.ContainsAny(u, "?#@") {
+		return u // nothing to drop
+	}
 	p, err := url.Parse(u)
 	if err != nil {
 		return "(invalid url)"
@@ -303,14 +308,23 @@ func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if r.infra == nil {
+		// The log events go out first, the result is stored with a
+		// synchronous publish while they are on their way, then their acks
+		// (most often already in) are collected.
 		now := events.FormatTime(s.now())
-		pend := make([]events.Pending, 0, 1+len(r.logs))
-		pend = append(pend, s.pub.Result(r.res))
-		for _, ev := range r.logs {
-			ev.Time = now
-			pend = append(pend, s.pub.Log(ev, ""))
+		var pend []events.Pending
+		if len(r.logs) > 0 {
+			pend = make([]events.Pending, 0, len(r.logs))
+			for _, ev := range r.logs {
+				ev.Time = now
+				pend = append(pend, s.pub.Log(ev, ""))
+			}
 		}
-		if err := events.WaitAll(ctx, pend...); err != nil {
+		err := s.pub.StoreResult(ctx, r.res)
+		if werr := events.WaitAll(ctx, pend...); err == nil && werr != nil {
+			err = fmt.Errorf("publish log event: %w", werr)
+		}
+		if err != nil {
 			r.infra = fmt.Errorf("publish result: %w", err)
 		}
 	}
@@ -350,28 +364,4 @@ func (s *Service) retryLater(ctx context.Context, msg jetstream.Msg, meta *jetst
 		return
 	}
 	s.deadLetter(ctx, msg, meta, r)
-}
-
-// keepAlive tells JetStream the trigger is being worked on every third of
-// AckWait, until stop is called.
-func (s *Service) keepAlive(msg jetstream.Msg) (stop func()) {
-	every := s.cfg.AckWait / 3
-	var mu sync.Mutex
-	stopped := false
-	var timer *time.Timer
-	timer = time.AfterFunc(every, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		_ = msg.InProgress()
-		timer.Reset(every)
-	})
-	return func() {
-		mu.Lock()
-		stopped = true
-		mu.Unlock()
-		timer.Stop()
-	}
 }

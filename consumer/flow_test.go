@@ -322,3 +322,20 @@ func TestRedeliveredTriggerStoresOneResult(t *testing.T) {
 		t.Errorf("%d action_succeeded events, want 2 (one per call made)", succeeded)
 	}
 }
+
+// TestLongCallIsKeptAlive: a call that takes longer than AckWait is not
+// redelivered to another worker meanwhile, because the trigger is reported
+// in progress while it runs; the API sees one call.
+func TestLongCallIsKeptAlive(t *testing.T) {
+	h := newHarness(t, Config{Workers: 4, AckWait: 3 * time.Second})
+	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) { time.Sleep(7 * time.Second) })
+	h.start()
+	h.trigger(&events.Trigger{ID: "slow", ActionID: "act", Source: "inbox", Request: events.Request{Method: "POST", URL: api.URL, TimeoutMS: 15000}})
+	if r := h.result("slow", 20*time.Second); r.Status != events.StatusSucceeded {
+		t.Fatalf("result: %+v %+v", r, r.Error)
+	}
+	waitDrained(t, h)
+	if n := len(api.Calls()); n != 1 {
+		t.Errorf("API got %d calls during a 7s call with a 3s ack wait, want 1", n)
+	}
+}

@@ -45,6 +45,7 @@ type Service struct {
 	// false skips the ack, as a crash right before it would.
 	beforeAck func(jetstream.Msg) bool
 
+	holds     *holds
 	inFlight  atomic.Int64
 	processed atomic.Int64
 	running   atomic.Bool
@@ -133,9 +134,15 @@ func (s *Service) Run(ctx context.Context) error {
 
 	s.running.Store(true)
 	defer s.running.Store(false)
+	s.holds = newHolds(s.cfg.Workers)
+	go s.holds.keepAlive(work, s.cfg.AckWait/3, time.Now)
 	var wg sync.WaitGroup
-	for range s.cfg.Workers {
+	for w := range s.cfg.Workers {
 		wg.Go(func() {
+			// A context per worker: the per-trigger ones under it register
+			// with it, not all with one shared parent.
+			wctx, cancel := context.WithCancel(work)
+			defer cancel()
 			for {
 				msg, err := msgs.Next()
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -145,7 +152,7 @@ func (s *Service) Run(ctx context.Context) error {
 					s.log.Warn("pull triggers", "err", err)
 					continue
 				}
-				s.handle(work, msg)
+				s.handle(wctx, w, msg)
 			}
 		})
 	}
