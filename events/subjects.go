@@ -2,7 +2,6 @@ package events
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -26,12 +25,21 @@ const (
 	DefaultDurable       = "actions-consumer"
 )
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
 // ValidID reports whether s may be an action id or a token id: 1 to 128
-// characters of letters, digits, '_' and '-', safe as a subject token and a
-// KV key.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+// characters of letters, digits, '_' and '-' (^[A-Za-z0-9_-]{1,128}$), safe
+// as a subject token and a KV key.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidSource reports whether s is one of the trigger sources.
 func ValidSource(s string) bool {
