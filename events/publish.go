@@ -51,16 +51,11 @@ func (p Pending) Wait(ctx context.Context) error {
 	}
 }
 
-// Result starts publishing r with Nats-Msg-Id "result-<trigger id>", so a
-// trigger executed twice inside the duplicate window stores one result.
-func (p *Publisher) Result(r *Result) Pending {
-	return p.publish(p.subjects.Result(r.ActionID), "result-"+r.TriggerID, r)
-}
-
-// StoreResult publishes r as Result does and waits until JetStream stored
-// it (or ctx ends). It is the cheaper way when the caller waits at once: the
-// ack comes back on the connection's request path, with no per-message
-// future.
+// StoreResult publishes r with Nats-Msg-Id "result-<trigger id>", so a
+// trigger executed twice inside the duplicate window stores one result, and
+// waits until JetStream stored it (or ctx ends). The publish is synchronous:
+// its ack comes back on the connection's request path, with no per-message
+// future, which is the cheaper way when the caller waits at once.
 func (p *Publisher) StoreResult(ctx context.Context, r *Result) error {
 	subject := p.subjects.Result(r.ActionID)
 	buf := p.getBuf()

@@ -7,63 +7,26 @@
 // breaker, no response capture, no metrics).
 //
 // It is the floor of any implementation of the contract, measured with the
-// same harness as `perf floor`:
+// same harness as `perf floor` (perf/run-all.sh):
 //
 //	bench.sh -name floor-contract -c 16 -- '/tmp/perf/bin/floorcontract -nats $NATS_URL -concurrency $C'
 package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
-	"io"
 	"log"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/internal/floor"
 )
-
-type request struct {
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Body    string            `json:"body"`
-}
-
-type trigger struct {
-	ID       string          `json:"id"`
-	ActionID string          `json:"action_id"`
-	Request  request         `json:"request"`
-	Context  json.RawMessage `json:"context"`
-}
-
-type result struct {
-	TriggerID  string          `json:"trigger_id"`
-	ActionID   string          `json:"action_id"`
-	Status     string          `json:"status"`
-	HTTPStatus int             `json:"http_status"`
-	Attempts   int             `json:"attempts"`
-	Context    json.RawMessage `json:"context"`
-}
-
-type logEvent struct {
-	Time      string          `json:"time"`
-	Level     string          `json:"level"`
-	Event     string          `json:"event"`
-	ActionID  string          `json:"action_id"`
-	TriggerID string          `json:"trigger_id"`
-	Message   string          `json:"message"`
-	Context   json.RawMessage `json:"context"`
-}
 
 func main() {
 	url := flag.String("nats", nats.DefaultURL, "NATS server URL")
@@ -112,75 +75,11 @@ func run(ctx context.Context, url string, conc, prefetch int) error {
 	if err != nil {
 		return err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, conc
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for {
-				msg, err := msgs.Next()
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					return
-				}
-				if err == nil {
-					handle(js, client, msg)
-				}
-			}
-		})
-	}
+	p := &floor.Pipeline{JS: js, Client: floor.NewClient(conc), ContractWrites: true}
+	done := make(chan struct{})
+	go func() { p.Run(msgs, conc); close(done) }()
 	<-ctx.Done()
-	msgs.Stop()
-	wg.Wait()
+	msgs.Stop() // workers finish the message they hold
+	<-done
 	return nc.Drain()
-}
-
-func handle(js jetstream.JetStream, client *http.Client, msg jetstream.Msg) {
-	var t trigger
-	if err := json.Unmarshal(msg.Data(), &t); err != nil || t.ActionID == "" {
-		_ = msg.Term()
-		return
-	}
-	res := result{TriggerID: t.ID, ActionID: t.ActionID, Status: "succeeded", Attempts: 1, Context: t.Context}
-	req, err := http.NewRequest(t.Request.Method, t.Request.URL, strings.NewReader(t.Request.Body))
-	if err == nil {
-		for k, v := range t.Request.Headers {
-			req.Header.Set(k, v)
-		}
-		req.Header.Set("Authorization", "Bearer bench-secret")
-		var resp *http.Response
-		if resp, err = client.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			res.HTTPStatus = resp.StatusCode
-		}
-	}
-	if err != nil || res.HTTPStatus < 200 || res.HTTPStatus > 299 {
-		res.Status = "failed"
-	}
-	data, _ := json.Marshal(res)
-	ev, _ := json.Marshal(logEvent{Time: time.Now().UTC().Format(time.RFC3339Nano), Level: "info", Event: "action_" + res.Status,
-		ActionID: t.ActionID, TriggerID: t.ID, Message: t.Request.Method + " " + t.Request.URL, Context: t.Context})
-	fut, err := js.PublishAsync("actions.log."+t.ActionID, ev)
-	if err != nil {
-		_ = msg.Nak()
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.Publish(ctx, "actions.result."+t.ActionID, data, jetstream.WithMsgID("result-"+t.ID)); err != nil {
-		_ = msg.Nak()
-		return
-	}
-	select {
-	case <-fut.Ok():
-	case <-fut.Err():
-		_ = msg.Nak()
-		return
-	case <-ctx.Done():
-		_ = msg.Nak()
-		return
-	}
-	_ = msg.Ack()
 }
