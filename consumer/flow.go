@@ -312,13 +312,10 @@ func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run)
 		// synchronous publish while they are on their way, then their acks
 		// (most often already in) are collected.
 		now := events.FormatTime(s.now())
-		var pend []events.Pending
-		if len(r.logs) > 0 {
-			pend = make([]events.Pending, 0, len(r.logs))
-			for _, ev := range r.logs {
-				ev.Time = now
-				pend = append(pend, s.pub.Log(ev, ""))
-			}
+		pend := make([]events.Pending, 0, len(r.logs))
+		for _, ev := range r.logs {
+			ev.Time = now
+			pend = append(pend, s.pub.Log(ev, ""))
 		}
 		err := s.pub.StoreResult(ctx, r.res)
 		if werr := events.WaitAll(ctx, pend...); err == nil && werr != nil {

@@ -59,8 +59,8 @@ func (p Pending) Wait(ctx context.Context) error {
 func (p *Publisher) StoreResult(ctx context.Context, r *Result) error {
 	subject := p.subjects.Result(r.ActionID)
 	buf := p.getBuf()
-	msg := &nats.Msg{Subject: subject, Data: r.AppendJSON(*buf), Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, "result-"+r.TriggerID)
+	msg := &nats.Msg{Subject: subject, Data: r.AppendJSON(*buf),
+		Header: nats.Header{jetstream.MsgIDHeader: []string{"result-" + r.TriggerID}}}
 	_, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)

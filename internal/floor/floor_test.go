@@ -60,11 +60,23 @@ func TestPipeline(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for authorized.Load() < 2 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
+			// Both triggers acked (the work queue is empty): their writes are stored.
+			triggers, err := js.Stream(ctx, "ACTIONS_TRIGGERS")
+			if err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(200 * time.Millisecond) // the second result's publish
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				info, err := triggers.Info(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.State.Msgs == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d triggers still unacked", info.State.Msgs)
+				}
+			}
 			results, err := natstest.ReadAll[map[string]any](js, "ACTIONS_RESULTS", "")
 			if err != nil {
 				t.Fatal(err)
