@@ -206,3 +206,31 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+func TestGCPercentSetting(t *testing.T) {
+	tests := []struct {
+		name, value string
+		wantErr     string
+	}{
+		{"default", "", ""},
+		{"larger", "400", ""},
+		{"too small", "10", "ACTIONS_GC_PERCENT is 10; use 50 or more"},
+		{"off", "-1", "ACTIONS_GC_PERCENT is -1; use 50 or more"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.value != "" {
+				t.Setenv("ACTIONS_GC_PERCENT", tc.value)
+			}
+			s, err := loadSettings()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("loadSettings: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("loadSettings error = %v, want it to say %q", err, tc.wantErr)
+			case tc.wantErr == "" && tc.value == "" && s.GCPercent != 200:
+				t.Errorf("default GCPercent = %d, want 200", s.GCPercent)
+			}
+		})
+	}
+}

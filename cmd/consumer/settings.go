@@ -66,6 +66,9 @@ func loadSettings() (*settings, error) {
 	if err := envconfig.Process("", &s); err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
 	}
+	if s.GCPercent < 50 {
+		return nil, fmt.Errorf("settings: ACTIONS_GC_PERCENT is %d; use 50 or more (GOGC, when set, overrides it, off included)", s.GCPercent)
+	}
 	return &s, nil
 }
 
