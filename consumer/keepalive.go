@@ -43,7 +43,7 @@ func (h *holds) release(w int) {
 // since its start or last InProgress, every every/2, until ctx ends; so no
 // held trigger goes longer than every without one. every is a third of
 // AckWait.
-func (h *holds) keepAlive(ctx context.Context, every time.Duration, now func() time.Time) {
+func (h *holds) keepAlive(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every / 2)
 	defer t.Stop()
 	for {
@@ -52,7 +52,7 @@ func (h *holds) keepAlive(ctx context.Context, every time.Duration, now func() t
 			return
 		case <-t.C:
 		}
-		at := now()
+		at := time.Now()
 		for i := range h.slots {
 			s := &h.slots[i]
 			s.mu.Lock()

@@ -135,7 +135,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.running.Store(true)
 	defer s.running.Store(false)
 	s.holds = newHolds(s.cfg.Workers)
-	go s.holds.keepAlive(work, s.cfg.AckWait/3, time.Now)
+	go s.holds.keepAlive(work, s.cfg.AckWait/3)
 	var wg sync.WaitGroup
 	for w := range s.cfg.Workers {
 		wg.Go(func() {
