@@ -46,7 +46,7 @@ type Breaker struct {
 const kvRetryAfter = 5 * time.Second
 
 type cached struct {
-	st  *State
+	st  *Status
 	rev uint64
 }
 
@@ -112,13 +112,13 @@ func (b *Breaker) apply(e jetstream.KeyValueEntry) {
 		b.mu.Unlock()
 		return
 	}
-	var st State
+	var st Status
 	if json.Unmarshal(e.Value(), &st) == nil {
 		b.remember(e.Key(), &st, e.Revision())
 	}
 }
 
-func (b *Breaker) remember(id string, st *State, rev uint64) {
+func (b *Breaker) remember(id string, st *Status, rev uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if c, ok := b.cache[id]; !ok || rev > c.rev {
@@ -126,21 +126,21 @@ func (b *Breaker) remember(id string, st *State, rev uint64) {
 	}
 }
 
-func (b *Breaker) get(id string) (*State, uint64) {
+func (b *Breaker) get(id string) (*Status, uint64) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	c, ok := b.cache[id]
 	if !ok {
-		return &State{ActionID: id, State: Closed}, 0
+		return &Status{ActionID: id, State: Closed}, 0
 	}
 	return c.st, c.rev
 }
 
 // Allow says whether a live call of the action may go ahead. It returns an
 // error wrapping ErrOpen when the breaker is open (or half-open with its
-// probe taken); otherwise done must be called with the status of the
-// trigger's result: "succeeded" and "failed" count, anything else does not.
-func (b *Breaker) Allow(ctx context.Context, actionID string) (done func(status string), err error) {
+// probe taken); otherwise done must be called once with the outcome of the
+// call: Success and Failure count, Ignored does not (and frees a probe).
+func (b *Breaker) Allow(ctx context.Context, actionID string) (done func(Outcome), err error) {
 	st, rev := b.get(actionID)
 	now := b.now()
 	switch st.State {
@@ -156,18 +156,18 @@ func (b *Breaker) Allow(ctx context.Context, actionID string) (done func(status 
 		return b.tryProbe(ctx, actionID, st, rev, "the previous probe ended without an outcome")
 	default:
 		gen := st.Generation
-		return func(status string) { b.count(actionID, gen, status) }, nil
+		return func(o Outcome) { b.count(actionID, gen, o) }, nil
 	}
 }
 
 // tryProbe moves the breaker to half-open with this replica as the one
 // probe. Only one replica's compare-and-set wins; the others get ErrOpen.
-func (b *Breaker) tryProbe(ctx context.Context, id string, st *State, rev uint64, reason string) (func(string), error) {
+func (b *Breaker) tryProbe(ctx context.Context, id string, st *Status, rev uint64, reason string) (func(Outcome), error) {
 	b.mu.Lock()
 	down := b.now().Before(b.kvDownUntil)
 	b.mu.Unlock()
 	if down {
-		return func(string) {}, nil // fail open
+		return func(Outcome) {}, nil // fail open
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -186,20 +186,20 @@ func (b *Breaker) tryProbe(ctx context.Context, id string, st *State, rev uint64
 		b.kvDownUntil = b.now().Add(kvRetryAfter)
 		b.mu.Unlock()
 		b.onError(id, err)
-		return func(string) {}, nil // fail open
+		return func(Outcome) {}, nil // fail open
 	}
 	if st.State == Open {
 		b.onChange(Transition{ActionID: id, From: st.State, To: HalfOpen, Generation: next.Generation,
 			Cooldown: time.Duration(st.CooldownMS) * time.Millisecond, Reason: reason})
 	}
 	gen := next.Generation
-	return func(status string) { b.probeDone(id, gen, status) }, nil
+	return func(o Outcome) { b.probeDone(id, gen, o) }, nil
 }
 
 var errConflict = errors.New("breaker state changed meanwhile")
 
 // write stores st if the key is still at rev (0: absent).
-func (b *Breaker) write(ctx context.Context, id string, st *State, rev uint64) error {
+func (b *Breaker) write(ctx context.Context, id string, st *Status, rev uint64) error {
 	st.ActionID = id
 	st.UpdatedAt = b.now().UTC().Format(time.RFC3339Nano)
 	data, err := json.Marshal(st)
@@ -232,7 +232,7 @@ func (b *Breaker) refresh(ctx context.Context, id string) {
 	if err != nil {
 		return
 	}
-	var st State
+	var st Status
 	if json.Unmarshal(e.Value(), &st) == nil {
 		b.remember(id, &st, e.Revision())
 	}
@@ -240,7 +240,7 @@ func (b *Breaker) refresh(ctx context.Context, id string) {
 
 // update applies change to the newest state of id by compare-and-set,
 // retrying after conflicts. change returns false to leave the state alone.
-func (b *Breaker) update(ctx context.Context, id string, change func(st *State) bool) (before State, after *State, err error) {
+func (b *Breaker) update(ctx context.Context, id string, change func(st *Status) bool) (before Status, after *Status, err error) {
 	for range 20 {
 		cur, rev := b.get(id)
 		next := *cur
@@ -256,26 +256,26 @@ func (b *Breaker) update(ctx context.Context, id string, change func(st *State) 
 			return *cur, nil, err
 		}
 	}
-	return State{}, nil, fmt.Errorf("update breaker %s: too many conflicts", id)
+	return Status{}, nil, fmt.Errorf("update breaker %s: too many conflicts", id)
 }
 
 // probeDone closes the breaker after a successful probe and opens it again,
 // with a doubled cool-down, after a failed one. A probe that ended without
 // an outcome frees the probe slot for another trigger.
-func (b *Breaker) probeDone(id string, gen uint64, status string) {
+func (b *Breaker) probeDone(id string, gen uint64, o Outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	now := b.now()
-	before, after, err := b.update(ctx, id, func(st *State) bool {
+	before, after, err := b.update(ctx, id, func(st *Status) bool {
 		if st.State != HalfOpen || st.Generation != gen {
 			return false // reset by an admin, or taken over: not ours any more
 		}
-		switch status {
-		case "succeeded":
-			*st = State{State: Closed, Generation: st.Generation + 1, Reason: "probe succeeded"}
-		case "failed":
+		switch o {
+		case Success:
+			*st = Status{State: Closed, Generation: st.Generation + 1, Reason: "probe succeeded"}
+		case Failure:
 			cool := min(time.Duration(st.CooldownMS)*time.Millisecond*2, b.s.MaxCooldown)
-			*st = State{State: Open, Generation: st.Generation + 1, OpenedAtMS: now.UnixMilli(),
+			*st = Status{State: Open, Generation: st.Generation + 1, OpenedAtMS: now.UnixMilli(),
 				CooldownMS: cool.Milliseconds(), Reason: "probe failed"}
 		default:
 			st.ProbeBy, st.ProbeUntil = "", 0
@@ -294,18 +294,18 @@ func (b *Breaker) probeDone(id string, gen uint64, status string) {
 
 // count adds a closed-state outcome to the local batch and schedules its
 // flush.
-func (b *Breaker) count(id string, gen uint64, status string) {
-	if status != "succeeded" && status != "failed" {
+func (b *Breaker) count(id string, gen uint64, o Outcome) {
+	if o != Success && o != Failure {
 		return
 	}
-	if b.add(id, gen, status) {
+	if b.add(id, gen, o) {
 		b.flush(id) // this batch alone trips the breaker: do not wait
 	}
 }
 
 // add counts one outcome in the local batch and reports whether the shared
 // counts known here plus the batch meet the trip rule.
-func (b *Breaker) add(id string, gen uint64, status string) (trips bool) {
+func (b *Breaker) add(id string, gen uint64, o Outcome) (trips bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := b.pending[id]
@@ -320,34 +320,26 @@ func (b *Breaker) add(id string, gen uint64, status string) (trips bool) {
 		b.pending[id] = p
 	}
 	delay := 10 * b.s.FlushInterval
-	if status == "failed" {
+	if o == Failure {
 		p.failures++
 		p.trail++
 		delay = b.s.FlushInterval
-	} else {
-		p.successes++
-		p.trail = 0
-		p.sawSuccess = true
-	}
-	if status == "failed" {
-		st := &State{State: Closed}
+		st := &Status{State: Closed}
 		if c, ok := b.cache[id]; ok {
 			st = c.st
 		}
 		if st.State == Closed && st.Generation == gen {
-			consecutive := st.Consecutive + p.failures
-			if p.sawSuccess {
-				consecutive = p.trail
-			}
-			s, f := st.Counts(b.now(), b.s.Window)
-			s, f = s+p.successes, f+p.failures
-			if consecutive >= b.s.Consecutive || (s+f >= b.s.MinCalls && float64(f)/float64(s+f) >= b.s.FailureRatio) {
+			if _, trip := b.s.readyToTrip(p.addTo(st, b.now(), b.s.Window)); trip {
 				if p.timer != nil {
 					p.timer.Stop()
 				}
 				return true
 			}
 		}
+	} else {
+		p.successes++
+		p.trail = 0
+		p.sawSuccess = true
 	}
 	due := b.now().Add(delay)
 	if p.timer == nil {
@@ -358,6 +350,20 @@ func (b *Breaker) add(id string, gen uint64, status string) (trips bool) {
 		p.timer.Reset(delay)
 	}
 	return false
+}
+
+// addTo returns the counts of st in the window ending at now with the
+// batch added.
+func (p *batch) addTo(st *Status, now time.Time, window time.Duration) Counts {
+	c := st.Counts(now, window)
+	c.Successes += p.successes
+	c.Failures += p.failures
+	if p.sawSuccess {
+		c.Consecutive = p.trail
+	} else {
+		c.Consecutive += p.failures
+	}
+	return c
 }
 
 // flush adds the local batch of id to the shared counts and opens the
@@ -373,30 +379,20 @@ func (b *Breaker) flush(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	now := b.now()
-	var s, f int
-	before, after, err := b.update(ctx, id, func(st *State) bool {
+	var counts Counts
+	before, after, err := b.update(ctx, id, func(st *Status) bool {
 		if st.State != Closed || st.Generation != p.gen {
 			return false // the breaker moved on: these outcomes are stale
 		}
+		counts = p.addTo(st, now, b.s.Window)
 		st.add(now, b.s.Window, p.successes, p.failures)
-		if p.sawSuccess {
-			st.Consecutive = p.trail
-		} else {
-			st.Consecutive += p.failures
-		}
-		s, f = st.Counts(now, b.s.Window)
-		total := s + f
-		switch {
-		case st.Consecutive >= b.s.Consecutive:
-			st.Reason = fmt.Sprintf("%d consecutive failures", st.Consecutive)
-		case total >= b.s.MinCalls && float64(f)/float64(total) >= b.s.FailureRatio:
-			st.Reason = fmt.Sprintf("%d of %d calls failed in the last %s", f, total, b.s.Window)
-		default:
+		st.Consecutive = counts.Consecutive
+		reason, trip := b.s.readyToTrip(counts)
+		if !trip {
 			return true
 		}
-		consecutive := st.Consecutive
-		*st = State{State: Open, Generation: st.Generation + 1, OpenedAtMS: now.UnixMilli(),
-			CooldownMS: b.s.Cooldown.Milliseconds(), Reason: st.Reason, Consecutive: consecutive}
+		*st = Status{State: Open, Generation: st.Generation + 1, OpenedAtMS: now.UnixMilli(),
+			CooldownMS: b.s.Cooldown.Milliseconds(), Reason: reason, Consecutive: counts.Consecutive}
 		return true
 	})
 	if err != nil {
@@ -404,8 +400,8 @@ func (b *Breaker) flush(id string) {
 		return
 	}
 	if after != nil && after.State == Open && before.State == Closed {
-		b.onChange(Transition{ActionID: id, From: Closed, To: Open, Generation: after.Generation, Successes: s,
-			Failures: f, Consecutive: after.Consecutive, Cooldown: b.s.Cooldown, Reason: after.Reason})
+		b.onChange(Transition{ActionID: id, From: Closed, To: Open, Generation: after.Generation, Successes: counts.Successes,
+			Failures: counts.Failures, Consecutive: counts.Consecutive, Cooldown: b.s.Cooldown, Reason: after.Reason})
 	}
 }
 
@@ -426,30 +422,30 @@ func (b *Breaker) Flush() {
 }
 
 // Get returns the state of an action as this replica knows it.
-func (b *Breaker) Get(actionID string) State {
+func (b *Breaker) Get(actionID string) Status {
 	st, _ := b.get(actionID)
 	return *st
 }
 
 // List returns the state of every action that has one, sorted by action id,
 // read from KV.
-func (b *Breaker) List(ctx context.Context) ([]State, error) {
+func (b *Breaker) List(ctx context.Context) ([]Status, error) {
 	w, err := b.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("list breakers: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	var out []State
+	var out []Status
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("list breakers: %w", ctx.Err())
 		case e := <-w.Updates():
 			if e == nil {
-				slices.SortFunc(out, func(a, c State) int { return cmp.Compare(a.ActionID, c.ActionID) })
+				slices.SortFunc(out, func(a, c Status) int { return cmp.Compare(a.ActionID, c.ActionID) })
 				return out, nil
 			}
-			var st State
+			var st Status
 			if err := json.Unmarshal(e.Value(), &st); err == nil {
 				out = append(out, st)
 			}
@@ -458,14 +454,14 @@ func (b *Breaker) List(ctx context.Context) ([]State, error) {
 }
 
 // Reset closes the breaker of an action for every replica.
-func (b *Breaker) Reset(ctx context.Context, actionID string) (State, error) {
+func (b *Breaker) Reset(ctx context.Context, actionID string) (Status, error) {
 	b.refresh(ctx, actionID)
-	before, after, err := b.update(ctx, actionID, func(st *State) bool {
-		*st = State{State: Closed, Generation: st.Generation + 1, Reason: "reset by an admin"}
+	before, after, err := b.update(ctx, actionID, func(st *Status) bool {
+		*st = Status{State: Closed, Generation: st.Generation + 1, Reason: "reset by an admin"}
 		return true
 	})
 	if err != nil {
-		return State{}, err
+		return Status{}, err
 	}
 	if before.State != Closed {
 		b.onChange(Transition{ActionID: actionID, From: before.State, To: Closed, Generation: after.Generation, Reason: after.Reason})
@@ -475,10 +471,10 @@ func (b *Breaker) Reset(ctx context.Context, actionID string) (State, error) {
 
 // Snapshot returns the states this replica knows, from its watch, without
 // a KV round trip (for metrics).
-func (b *Breaker) Snapshot() []State {
+func (b *Breaker) Snapshot() []Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]State, 0, len(b.cache))
+	out := make([]Status, 0, len(b.cache))
 	for _, c := range b.cache {
 		out = append(out, *c.st)
 	}

@@ -79,14 +79,14 @@ func (r *replica) events() []string {
 	defer r.mu.Unlock()
 	var out []string
 	for _, tr := range r.transitions {
-		out = append(out, tr.From+">"+tr.To)
+		out = append(out, tr.From.String()+">"+tr.To.String())
 	}
 	return out
 }
 
 // outcome runs one live call through the breaker; it reports whether the
 // call was allowed.
-func (r *replica) outcome(t *testing.T, status string) bool {
+func (r *replica) outcome(t *testing.T, o Outcome) bool {
 	t.Helper()
 	done, err := r.Allow(t.Context(), "act")
 	if errors.Is(err, ErrOpen) {
@@ -95,12 +95,12 @@ func (r *replica) outcome(t *testing.T, status string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done(status)
+	done(o)
 	return true
 }
 
 // waitState waits until the replica's view of act is state.
-func waitState(t *testing.T, r *replica, state string) State {
+func waitState(t *testing.T, r *replica, state State) Status {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -110,30 +110,30 @@ func waitState(t *testing.T, r *replica, state string) State {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("state is %s, want %s", r.Get("act").State, state)
-	return State{}
+	return Status{}
 }
 
 func TestOneReplicaOpensProbesAndCloses(t *testing.T) {
 	f := newFixture(t)
 	r := f.replica(t, Settings{Consecutive: 5, Cooldown: 30 * time.Second})
 	for i := range 4 {
-		if !r.outcome(t, "failed") {
+		if !r.outcome(t, Failure) {
 			t.Fatalf("call %d refused before the threshold", i)
 		}
 	}
 	if r.Get("act").State == Open {
 		t.Fatal("opened after 4 failures; the threshold is 5")
 	}
-	r.outcome(t, "failed")
+	r.outcome(t, Failure)
 	st := waitState(t, r, Open)
 	if st.Generation != 1 || st.CooldownMS != 30000 {
 		t.Errorf("open state %+v", st)
 	}
-	if r.outcome(t, "failed") {
+	if r.outcome(t, Failure) {
 		t.Fatal("a call went through an open breaker")
 	}
 	f.clock.Add(29 * time.Second)
-	if r.outcome(t, "failed") {
+	if r.outcome(t, Failure) {
 		t.Fatal("a call went through before the cool-down ended")
 	}
 	f.clock.Add(time.Second)
@@ -144,9 +144,9 @@ func TestOneReplicaOpensProbesAndCloses(t *testing.T) {
 	if _, err := r.Allow(t.Context(), "act"); !errors.Is(err, ErrOpen) {
 		t.Fatal("a second call went through while the probe runs")
 	}
-	done("succeeded")
+	done(Success)
 	waitState(t, r, Closed)
-	if !r.outcome(t, "succeeded") {
+	if !r.outcome(t, Success) {
 		t.Fatal("closed breaker refused a call")
 	}
 	want := []string{"closed>open", "open>half_open", "half_open>closed"}
@@ -158,12 +158,12 @@ func TestOneReplicaOpensProbesAndCloses(t *testing.T) {
 func TestFailedProbeReopensWithLongerCooldown(t *testing.T) {
 	f := newFixture(t)
 	r := f.replica(t, Settings{Consecutive: 2, Cooldown: 10 * time.Second, MaxCooldown: 30 * time.Second})
-	r.outcome(t, "failed")
-	r.outcome(t, "failed")
+	r.outcome(t, Failure)
+	r.outcome(t, Failure)
 	waitState(t, r, Open)
 	for _, wantCool := range []int64{20000, 30000, 30000} {
 		f.clock.Add(time.Hour)
-		if !r.outcome(t, "failed") { // the probe fails
+		if !r.outcome(t, Failure) { // the probe fails
 			t.Fatal("no probe")
 		}
 		st := waitState(t, r, Open)
@@ -179,17 +179,17 @@ func TestTwoReplicasAddUpFailures(t *testing.T) {
 	a, b := f.replica(t, s), f.replica(t, s)
 	// Each replica alone sees 5 calls, under MinCalls; together 10 with 6 failures.
 	for _, r := range []*replica{a, b} {
-		r.outcome(t, "succeeded")
-		r.outcome(t, "failed")
-		r.outcome(t, "succeeded")
-		r.outcome(t, "failed")
-		r.outcome(t, "failed")
+		r.outcome(t, Success)
+		r.outcome(t, Failure)
+		r.outcome(t, Success)
+		r.outcome(t, Failure)
+		r.outcome(t, Failure)
 	}
 	a.Flush()
 	b.Flush()
 	waitState(t, a, Open)
 	waitState(t, b, Open)
-	if a.outcome(t, "failed") || b.outcome(t, "failed") {
+	if a.outcome(t, Failure) || b.outcome(t, Failure) {
 		t.Error("a replica let a call through after the breaker opened")
 	}
 	opened := len(a.events()) + len(b.events())
@@ -202,7 +202,7 @@ func TestExactlyOneProbeAcrossReplicas(t *testing.T) {
 	f := newFixture(t)
 	s := Settings{Consecutive: 1, Cooldown: time.Second}
 	a, b := f.replica(t, s), f.replica(t, s)
-	a.outcome(t, "failed")
+	a.outcome(t, Failure)
 	waitState(t, a, Open)
 	waitState(t, b, Open)
 	f.clock.Add(2 * time.Second)
@@ -230,16 +230,16 @@ func TestStaleOutcomeCannotFlipNewerState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.outcome(t, "failed")
-	r.outcome(t, "failed")
+	r.outcome(t, Failure)
+	r.outcome(t, Failure)
 	waitState(t, r, Open)
 	if _, err := r.Reset(t.Context(), "act"); err != nil {
 		t.Fatal(err)
 	}
 	st := waitState(t, r, Closed)
-	lateDone("failed") // counted under generation 0: ignored
+	lateDone(Failure) // counted under generation 0: ignored
 	lateDone2, _ := r.Allow(t.Context(), "act")
-	lateDone2("failed")
+	lateDone2(Failure)
 	r.Flush()
 	time.Sleep(50 * time.Millisecond)
 	now := r.Get("act")
@@ -252,14 +252,14 @@ func TestResetClosesForEveryReplica(t *testing.T) {
 	f := newFixture(t)
 	s := Settings{Consecutive: 1, Cooldown: time.Hour, MaxCooldown: 2 * time.Hour}
 	a, b := f.replica(t, s), f.replica(t, s)
-	a.outcome(t, "failed")
+	a.outcome(t, Failure)
 	waitState(t, b, Open)
 	st, err := b.Reset(t.Context(), "act")
 	if err != nil || st.State != Closed {
 		t.Fatalf("reset: %+v %v", st, err)
 	}
 	waitState(t, a, Closed)
-	if !a.outcome(t, "succeeded") || !b.outcome(t, "succeeded") {
+	if !a.outcome(t, Success) || !b.outcome(t, Success) {
 		t.Error("a call was refused after the reset")
 	}
 	list, err := a.List(t.Context())
@@ -271,7 +271,7 @@ func TestResetClosesForEveryReplica(t *testing.T) {
 func TestFailsOpenWithoutKV(t *testing.T) {
 	f := newFixture(t)
 	r := f.replica(t, Settings{Consecutive: 1, Cooldown: time.Second})
-	r.outcome(t, "failed")
+	r.outcome(t, Failure)
 	waitState(t, r, Open)
 	f.clock.Add(time.Minute)
 	f.srv.Shutdown()
@@ -281,9 +281,54 @@ func TestFailsOpenWithoutKV(t *testing.T) {
 		if err != nil {
 			t.Fatalf("call %d refused with KV down: %v", i, err)
 		}
-		done("failed")
+		done(Failure)
 	}
 	if r.errs.Load() == 0 {
 		t.Error("the KV failure was not reported")
+	}
+}
+
+func TestStateText(t *testing.T) {
+	for _, st := range []State{Closed, Open, HalfOpen} {
+		b, err := st.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back State
+		if err := back.UnmarshalText(b); err != nil || back != st {
+			t.Errorf("%s: round trip gave %s, %v", st, back, err)
+		}
+	}
+	var st State
+	if err := st.UnmarshalText([]byte("ajar")); err == nil {
+		t.Error("unknown state name accepted")
+	}
+	if _, err := State(7).MarshalText(); err == nil {
+		t.Error("unknown state encoded")
+	}
+	if Outcome(9).String() != "ignored" || Success.String() != "success" || Failure.String() != "failure" {
+		t.Error("outcome names")
+	}
+}
+
+func TestReadyToTrip(t *testing.T) {
+	s := Settings{MinCalls: 4, FailureRatio: 0.5, Consecutive: 3}.WithDefaults()
+	for _, tc := range []struct {
+		name string
+		c    Counts
+		want bool
+	}{
+		{"nothing", Counts{}, false},
+		{"consecutive", Counts{Successes: 10, Failures: 3, Consecutive: 3}, true},
+		{"ratio below min calls", Counts{Successes: 1, Failures: 2, Consecutive: 1}, false},
+		{"ratio at min calls", Counts{Successes: 2, Failures: 2, Consecutive: 1}, true},
+		{"ratio below", Counts{Successes: 3, Failures: 2, Consecutive: 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reason, got := s.readyToTrip(tc.c)
+			if got != tc.want || (got && reason == "") {
+				t.Errorf("readyToTrip(%+v) = %q, %v; want %v", tc.c, reason, got, tc.want)
+			}
+		})
 	}
 }

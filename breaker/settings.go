@@ -67,3 +67,25 @@ func (s Settings) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Counts are what the trip rule looks at: the outcomes in the rolling
+// window, summed over replicas, and the run of consecutive failures.
+type Counts struct {
+	Successes   int
+	Failures    int
+	Consecutive int
+}
+
+// readyToTrip is the one trip rule: Consecutive failures in a row, or at
+// least MinCalls calls in the window of which FailureRatio or more failed.
+// It says why the breaker opens.
+func (s Settings) readyToTrip(c Counts) (reason string, trip bool) {
+	total := c.Successes + c.Failures
+	switch {
+	case c.Consecutive >= s.Consecutive:
+		return fmt.Sprintf("%d consecutive failures", c.Consecutive), true
+	case total >= s.MinCalls && float64(c.Failures)/float64(total) >= s.FailureRatio:
+		return fmt.Sprintf("%d of %d calls failed in the last %s", c.Failures, total, s.Window), true
+	}
+	return "", false
+}

@@ -1,21 +1,91 @@
 package breaker
 
-import "time"
-
-// States of a breaker.
-const (
-	Closed   = "closed"
-	Open     = "open"
-	HalfOpen = "half_open"
+import (
+	"fmt"
+	"time"
 )
+
+// State is where a breaker is: closed (calls go through and are counted),
+// open (live calls are refused until the cool-down ends) or half-open (one
+// probe call is let through). It is stored and shown as "closed", "open"
+// and "half_open".
+type State int
+
+// States of a breaker. The zero State is Closed.
+const (
+	Closed State = iota
+	Open
+	HalfOpen
+)
+
+var stateNames = [...]string{Closed: "closed", Open: "open", HalfOpen: "half_open"}
+
+// String returns the stored name of the state.
+func (s State) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return fmt.Sprintf("state(%d)", int(s))
+	}
+	return stateNames[s]
+}
+
+// MarshalText encodes the state as its name.
+func (s State) MarshalText() ([]byte, error) {
+	if s < 0 || int(s) >= len(stateNames) {
+		return nil, fmt.Errorf("breaker: unknown state %d", int(s))
+	}
+	return []byte(stateNames[s]), nil
+}
+
+// UnmarshalText decodes a state name; an empty name is Closed.
+func (s *State) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*s = Closed
+		return nil
+	}
+	for i, n := range stateNames {
+		if n == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("breaker: unknown state %q", b)
+}
+
+// Outcome is what a call let through by Allow ended with.
+type Outcome int
+
+const (
+	// Ignored: the call ended without an outcome that says anything about
+	// the action (a test run, a trigger retried because of our own fault,
+	// a rejection before the call). It is not counted; a probe that ends
+	// Ignored frees the probe slot for another call.
+	Ignored Outcome = iota
+	// Success: the action answered as it should.
+	Success
+	// Failure: the action failed (an error status, a timeout, a refused
+	// connection).
+	Failure
+)
+
+// String returns "ignored", "success" or "failure".
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	default:
+		return "ignored"
+	}
+}
 
 // buckets split the window, so it rolls in steps of a sixth.
 const buckets = 6
 
-// State is a breaker as stored in KV and listed by admins.
-type State struct {
+// Status is a breaker as stored in KV and listed by admins.
+type Status struct {
 	ActionID   string `json:"action_id"`
-	State      string `json:"state"`
+	State      State  `json:"state"`
 	Generation uint64 `json:"generation"`
 	// Counts of the rolling window (closed state), summed over replicas.
 	Buckets     []Bucket `json:"buckets,omitempty"`
@@ -37,21 +107,23 @@ type Bucket struct {
 	Failures  int   `json:"f"`
 }
 
-// Counts returns the successes and failures in the window ending at now.
-func (st *State) Counts(now time.Time, window time.Duration) (successes, failures int) {
+// Counts returns the successes and failures in the window ending at now,
+// and the run of consecutive failures.
+func (st *Status) Counts(now time.Time, window time.Duration) Counts {
+	c := Counts{Consecutive: st.Consecutive}
 	from := now.Add(-window).UnixMilli()
 	for _, b := range st.Buckets {
 		if b.StartMS > from-window.Milliseconds()/buckets {
-			successes += b.Successes
-			failures += b.Failures
+			c.Successes += b.Successes
+			c.Failures += b.Failures
 		}
 	}
-	return successes, failures
+	return c
 }
 
 // add adds outcomes to the bucket of now and drops buckets older than the
 // window.
-func (st *State) add(now time.Time, window time.Duration, successes, failures int) {
+func (st *Status) add(now time.Time, window time.Duration, successes, failures int) {
 	step := max(window.Milliseconds()/buckets, 1)
 	start := now.UnixMilli() / step * step
 	from := now.Add(-window).UnixMilli() - step
@@ -71,14 +143,14 @@ func (st *State) add(now time.Time, window time.Duration, successes, failures in
 }
 
 // OpenUntil is when the cool-down of an open breaker ends.
-func (st *State) OpenUntil() time.Time {
+func (st *Status) OpenUntil() time.Time {
 	return time.UnixMilli(st.OpenedAtMS + st.CooldownMS)
 }
 
 // Transition is one state change, reported by the replica that made it.
 type Transition struct {
 	ActionID    string
-	From, To    string
+	From, To    State
 	Generation  uint64
 	Successes   int
 	Failures    int

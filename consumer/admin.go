@@ -32,8 +32,8 @@ const AdminQueue = "actions-admin"
 // Breakers is what the admin requests need of the breaker;
 // *breaker.Breaker satisfies it.
 type Breakers interface {
-	List(ctx context.Context) ([]breaker.State, error)
-	Reset(ctx context.Context, actionID string) (breaker.State, error)
+	List(ctx context.Context) ([]breaker.Status, error)
+	Reset(ctx context.Context, actionID string) (breaker.Status, error)
 }
 
 // Admin answers the admin requests of the contract (tokens and breakers).
@@ -109,7 +109,7 @@ func (a *Admin) Handle(ctx context.Context, verb string, data []byte) (any, *eve
 			return nil, internal(err)
 		}
 		if list == nil {
-			list = []breaker.State{}
+			list = []breaker.Status{}
 		}
 		return map[string]any{"breakers": list}, nil
 	case "breakers.reset":

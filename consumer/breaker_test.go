@@ -194,7 +194,7 @@ func TestBreakerTestTriggersBypassAndAdminReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list struct{ Breakers []breaker.State }
+	var list struct{ Breakers []breaker.Status }
 	if err := json.Unmarshal(msg.Data, &list); err != nil || len(list.Breakers) != 1 || list.Breakers[0].State != breaker.Open {
 		t.Fatalf("breakers.list = %s", msg.Data)
 	}
@@ -202,7 +202,7 @@ func TestBreakerTestTriggersBypassAndAdminReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st breaker.State
+	var st breaker.Status
 	if err := json.Unmarshal(msg.Data, &st); err != nil || st.State != breaker.Closed {
 		t.Fatalf("breakers.reset = %s", msg.Data)
 	}

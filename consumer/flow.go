@@ -22,7 +22,7 @@ type run struct {
 	res  *events.Result
 	logs []*events.LogEvent
 	// done records the outcome in the breaker, after the result is stored.
-	done func(status string)
+	done func(breaker.Outcome)
 	// infra is set when the trigger could not be finished for a reason of
 	// ours (KV unreachable, shutdown); it is retried instead of answered.
 	infra error
@@ -330,7 +330,7 @@ func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run)
 		return
 	}
 	if r.done != nil {
-		r.done(r.res.Status)
+		r.done(outcome(r.res.Status))
 	}
 	s.metrics.result(r.res)
 	if s.beforeAck != nil && !s.beforeAck(msg) {
@@ -342,9 +342,20 @@ func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run)
 	s.processed.Add(1)
 }
 
+// outcome is what a live call's result says about its action.
+func outcome(status string) breaker.Outcome {
+	switch status {
+	case events.StatusSucceeded:
+		return breaker.Success
+	case events.StatusFailed:
+		return breaker.Failure
+	}
+	return breaker.Ignored
+}
+
 func (s *Service) retryLater(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run) {
 	if r.done != nil {
-		r.done("") // release a probe slot without counting
+		r.done(breaker.Ignored) // release a probe slot without counting
 	}
 	attrs := []any{"trigger_id", r.res.TriggerID, "action_id", r.res.ActionID, "stream_seq", meta.Sequence.Stream,
 		"attempt", meta.NumDelivered, "err", r.infra}

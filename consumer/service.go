@@ -13,16 +13,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"customactions/auth"
+	"customactions/breaker"
 	"customactions/events"
 	"customactions/internal/netguard"
 )
 
 // Breaker pauses failing actions; *breaker.Breaker satisfies it. Allow
 // returns an error wrapping breaker.ErrOpen when the action is paused, and
-// otherwise a done function to call with the status of the live trigger's
-// result ("" when it ended without one).
+// otherwise a done function to call once with the outcome of the live
+// call.
 type Breaker interface {
-	Allow(ctx context.Context, actionID string) (done func(status string), err error)
+	Allow(ctx context.Context, actionID string) (done func(breaker.Outcome), err error)
 }
 
 // Service executes triggers from the shared durable consumer.

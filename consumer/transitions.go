@@ -14,7 +14,7 @@ import (
 // caused it. Wire it to breaker.OnTransition.
 func (s *Service) PublishTransition(tr breaker.Transition) {
 	ev := &events.LogEvent{Time: events.FormatTime(s.now()), ActionID: tr.ActionID,
-		Details: map[string]any{"from": tr.From, "to": tr.To, "generation": tr.Generation, "reason": tr.Reason}}
+		Details: map[string]any{"from": tr.From.String(), "to": tr.To.String(), "generation": tr.Generation, "reason": tr.Reason}}
 	switch tr.To {
 	case breaker.Open:
 		ev.Level, ev.Event = events.LevelError, events.EventBreakerOpened

@@ -241,7 +241,7 @@ func runBreakers(ctx context.Context, args []string, _ func(string) string, stdo
 		return nil
 	}
 	var r struct {
-		Breakers []breaker.State `json:"breakers"`
+		Breakers []breaker.Status `json:"breakers"`
 	}
 	_ = json.Unmarshal(reply, &r)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
