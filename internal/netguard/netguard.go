@@ -1,9 +1,3 @@
-// Package netguard keeps action and auth requests away from the service's
-// own network: it refuses to dial loopback, private, link-local (cloud
-// metadata at 169.254.169.254 among them), unspecified and other special
-// addresses. The check runs on the address actually dialled, after DNS
-// resolution, so DNS rebinding does not get around it, and it runs again
-// for every redirect.
 package netguard
 
 import (
@@ -18,16 +12,15 @@ import (
 	"time"
 )
 
-// ErrNotAllowed is wrapped by the error of a refused dial.
-var ErrNotAllowed = errors.New("address not allowed")
-
 // Policy says which destinations may be dialled.
 type Policy struct {
-	// AllowPrivate allows loopback, private and link-local addresses (the
-	// demo and tests that call a local server).
+	// AllowPrivate turns the guard off: any address may be dialled,
+	// loopback, private and link-local ones included (the demo, and tests
+	// that call a local server).
 	AllowPrivate bool
 	// AllowHosts are host names (exact, or "*.example.com" for its
-	// subdomains) that may be dialled even on private addresses.
+	// subdomains) that may be dialled whatever addresses they resolve to.
+	// A redirect to another host is checked against that host.
 	AllowHosts []string
 }
 
@@ -42,30 +35,23 @@ func (p Policy) hostAllowed(host string) bool {
 	return false
 }
 
-// Blocked reports whether ip is an address the guard refuses.
-func Blocked(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() ||
-		cgnat.Contains(ip) || benchmarking.Contains(ip) || !ip.IsValid()
-}
-
-var (
-	cgnat        = netip.MustParsePrefix("100.64.0.0/10")
-	benchmarking = netip.MustParsePrefix("198.18.0.0/15")
-)
-
-// DialContext returns a dial function that applies the policy.
+// DialContext returns a dial function that applies the policy: unless the
+// policy opens it, every address it connects to, after DNS resolution, must
+// pass Check.
 func (p Policy) DialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	guarded := *d
-	guarded.Control = func(network, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return fmt.Errorf("%w: %s", ErrNotAllowed, address)
+	// ControlContext takes precedence over Control: run the check there,
+	// then whichever hook d had.
+	guarded.Control = nil
+	guarded.ControlContext = func(ctx context.Context, network, address string, c syscall.RawConn) error {
+		if err := control(network, address, c); err != nil {
+			return err
 		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil || Blocked(ip) {
-			return fmt.Errorf("%w: %s is a loopback, private or link-local address", ErrNotAllowed, host)
+		switch {
+		case d.ControlContext != nil:
+			return d.ControlContext(ctx, network, address, c)
+		case d.Control != nil:
+			return d.Control(network, address, c)
 		}
 		return nil
 	}
@@ -107,4 +93,18 @@ func (p Policy) Client(maxIdlePerHost int) *http.Client {
 			return nil
 		},
 	}
+}
+
+// control is the dialer's Control hook: it sees the resolved address just
+// before the socket connects, and refuses it unless Check allows it.
+func control(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrNotAllowed, address)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("%w: %s is not an IP address", ErrNotAllowed, host)
+	}
+	return Check(ip)
 }
