@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"customactions/events"
@@ -10,16 +11,34 @@ import (
 
 // Config is what a Service needs to know. A zero field takes the default
 // written beside it; Validate reports what cannot be used.
+//
+// The names of the streams, the durable consumer and the buckets follow the
+// prefix, so two installations with different prefixes share one NATS
+// account without touching each other's objects. With the contract's
+// prefix "actions" they are exactly the contract's names; for any other
+// prefix p they are:
+//
+//	streams  UPPER(p)_TRIGGERS, UPPER(p)_RESULTS, UPPER(p)_LOGS, UPPER(p)_DEAD
+//	durable  p-consumer
+//	buckets  p_action_tokens, p_action_fetched_tokens, p_action_breakers
+//
+// (for "acme": ACME_TRIGGERS ... and acme_action_tokens ...). The bucket
+// names keep the contract's names after "p_" rather than "p_tokens", so no
+// prefix (not even "action") can land on the default installation's
+// buckets. Stream names are upper-cased, so prefixes that differ only in
+// case ("acme", "Acme") name the same streams; Setup then refuses the second
+// one because the streams' subjects are not its own. A name set explicitly
+// is kept.
 type Config struct {
-	Prefix        string // "actions"
-	TriggerStream string // "ACTIONS_TRIGGERS"
-	ResultStream  string // "ACTIONS_RESULTS"
-	LogStream     string // "ACTIONS_LOGS"
-	DeadStream    string // "ACTIONS_DEAD"
-	TokensBucket  string // "action_tokens"
-	FetchedBucket string // "action_fetched_tokens"
-	BreakerBucket string // "action_breakers"
-	Durable       string // "actions-consumer"
+	Prefix        string // "actions"; letters, digits, '-' and '_' (one subject token)
+	TriggerStream string // "ACTIONS_TRIGGERS", or UPPER(prefix)_TRIGGERS
+	ResultStream  string // "ACTIONS_RESULTS", or UPPER(prefix)_RESULTS
+	LogStream     string // "ACTIONS_LOGS", or UPPER(prefix)_LOGS
+	DeadStream    string // "ACTIONS_DEAD", or UPPER(prefix)_DEAD
+	TokensBucket  string // "action_tokens", or prefix_action_tokens
+	FetchedBucket string // "action_fetched_tokens", or prefix_action_fetched_tokens
+	BreakerBucket string // "action_breakers", or prefix_action_breakers
+	Durable       string // "actions-consumer", or prefix-consumer
 
 	Replicas        int           // 1 (3 on a cluster)
 	Workers         int           // 64 triggers at once per process
@@ -46,14 +65,15 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	def(&c.Prefix, events.DefaultPrefix)
-	def(&c.TriggerStream, events.DefaultTriggerStream)
-	def(&c.ResultStream, events.DefaultResultStream)
-	def(&c.LogStream, events.DefaultLogStream)
-	def(&c.DeadStream, "ACTIONS_DEAD")
-	def(&c.TokensBucket, events.DefaultTokensBucket)
-	def(&c.FetchedBucket, events.DefaultFetchedBucket)
-	def(&c.BreakerBucket, events.DefaultBreakerBucket)
-	def(&c.Durable, events.DefaultDurable)
+	n := namesFor(c.Prefix)
+	def(&c.TriggerStream, n.TriggerStream)
+	def(&c.ResultStream, n.ResultStream)
+	def(&c.LogStream, n.LogStream)
+	def(&c.DeadStream, n.DeadStream)
+	def(&c.TokensBucket, n.TokensBucket)
+	def(&c.FetchedBucket, n.FetchedBucket)
+	def(&c.BreakerBucket, n.BreakerBucket)
+	def(&c.Durable, n.Durable)
 	defInt := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -89,6 +109,18 @@ func (c Config) WithDefaults() Config {
 // Validate reports a setting that cannot work. Call it on WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
+	if err := ValidatePrefix(c.Prefix); err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range []struct{ what, name string }{
+		{"trigger stream", c.TriggerStream}, {"result stream", c.ResultStream}, {"log stream", c.LogStream},
+		{"dead-letter stream", c.DeadStream}, {"tokens bucket", c.TokensBucket}, {"fetched tokens bucket", c.FetchedBucket},
+		{"breakers bucket", c.BreakerBucket}, {"durable consumer", c.Durable},
+	} {
+		if !events.ValidID(n.name) {
+			errs = append(errs, fmt.Errorf("%s name %q: use 1 to 128 letters, digits, '-' and '_'", n.what, n.name))
+		}
+	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		errs = append(errs, fmt.Errorf("replicas must be 1, 3 or 5, got %d", c.Replicas))
 	}
@@ -111,6 +143,41 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max deliver must be at least 2, got %d", c.MaxDeliver))
 	}
 	return errors.Join(errs...)
+}
+
+// names are the stream, durable and bucket names of one prefix (see Config).
+type names struct {
+	TriggerStream, ResultStream, LogStream, DeadStream string
+	TokensBucket, FetchedBucket, BreakerBucket         string
+	Durable                                            string
+}
+
+func namesFor(prefix string) names {
+	if prefix == events.DefaultPrefix {
+		return names{
+			TriggerStream: events.DefaultTriggerStream, ResultStream: events.DefaultResultStream,
+			LogStream: events.DefaultLogStream, DeadStream: "ACTIONS_DEAD",
+			TokensBucket: events.DefaultTokensBucket, FetchedBucket: events.DefaultFetchedBucket,
+			BreakerBucket: events.DefaultBreakerBucket, Durable: events.DefaultDurable,
+		}
+	}
+	up := strings.ToUpper(prefix)
+	return names{
+		TriggerStream: up + "_TRIGGERS", ResultStream: up + "_RESULTS", LogStream: up + "_LOGS", DeadStream: up + "_DEAD",
+		TokensBucket: prefix + "_" + events.DefaultTokensBucket, FetchedBucket: prefix + "_" + events.DefaultFetchedBucket,
+		BreakerBucket: prefix + "_" + events.DefaultBreakerBucket, Durable: prefix + "-consumer",
+	}
+}
+
+// ValidatePrefix reports why prefix cannot be the subject prefix: it must be
+// one subject token of letters, digits, '-' and '_' (no dots, wildcards or
+// spaces), at most 64 characters, since the stream and bucket names are
+// made from it.
+func ValidatePrefix(prefix string) error {
+	if len(prefix) > 64 || !events.ValidID(prefix) {
+		return fmt.Errorf("prefix %q: use 1 to 64 letters, digits, '-' and '_' (one subject token: no dots, wildcards or spaces)", prefix)
+	}
+	return nil
 }
 
 func (c Config) limits() events.Limits {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -18,11 +19,31 @@ type Resources struct {
 	Breakers jetstream.KeyValue
 }
 
+// ErrStreamConflict is returned by Setup when a stream of one of its names
+// exists with subjects other than the ones it would give it, or when
+// another stream already holds its subjects. Setup never changes the
+// subjects of a stream it did not create: that would take the subjects away
+// from another installation and lose its producers' messages.
+var ErrStreamConflict = errors.New("stream conflict")
+
 // Setup creates or updates the streams, the shared durable pull consumer and
 // the KV buckets of cfg (WithDefaults applied). It works against streams
-// that exist already with compatible settings, and says what is
-// incompatible otherwise.
+// that exist already with its subjects and compatible settings, and says
+// what is incompatible otherwise.
+//
+// A stream of one of its names with other subjects is refused with an
+// error matching ErrStreamConflict; that error is also a
+// *backoff.PermanentError, so a start-up retry loop built on backoff stops
+// at once instead of retrying what only an operator can fix.
 func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources, error) {
+	res, err := setup(ctx, js, cfg)
+	if errors.Is(err, ErrStreamConflict) {
+		return nil, backoff.Permanent(err)
+	}
+	return res, err
+}
+
+func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources, error) {
 	p := cfg.Prefix
 	streams := []jetstream.StreamConfig{
 		{Name: cfg.TriggerStream, Subjects: []string{p + ".trigger.>"}, Retention: jetstream.WorkQueuePolicy,
@@ -86,7 +107,7 @@ func shortTries(ctx context.Context, op func(context.Context) error) error {
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = op(octx)
 		cancel()
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrStreamConflict) {
 			return err
 		}
 	}
@@ -105,9 +126,11 @@ func consumerConfig(cfg Config) jetstream.ConsumerConfig {
 	}
 }
 
-// ensureStream creates sc, or updates the stream that exists when its
-// settings differ; a stream that cannot be updated is used if its retention
-// and subjects fit.
+// ensureStream creates sc, or updates the stream of that name when it is
+// ours (its subjects are the ones sc gives it) and other settings differ; a
+// stream of ours that cannot be updated is used if its retention fits. A
+// stream of that name with other subjects, or another stream that holds
+// sc's subjects, is never changed: the error matches ErrStreamConflict.
 func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
 	return shortTries(ctx, func(ctx context.Context) error { return ensureStreamOnce(ctx, js, sc) })
 }
@@ -117,17 +140,27 @@ func ensureStreamOnce(octx context.Context, js jetstream.JetStream, sc jetstream
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(octx, sc)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return nil // another replica created it just now
-		}
-		if err != nil {
+			// Another replica created it just now, or someone else did:
+			// look at it as at any stream that exists.
+			s, err = js.Stream(octx, sc.Name)
+		} else if err != nil {
+			if cerr := subjectsTaken(octx, js, sc); cerr != nil {
+				return cerr
+			}
 			return fmt.Errorf("create stream %s: %w", sc.Name, err)
+		} else {
+			return nil
 		}
-		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", sc.Name, err)
 	}
 	have := s.CachedInfo().Config
+	if !sameSubjects(have.Subjects, sc.Subjects) {
+		return fmt.Errorf("%w: stream %s exists with subjects %v, but this installation expects %v; it belongs to another installation "+
+			"(a different ACTIONS_PREFIX) or was made by hand, and its subjects are not changed: use another prefix, or fix or delete the stream",
+			ErrStreamConflict, sc.Name, have.Subjects, sc.Subjects)
+	}
 	if streamUpToDate(have, sc) {
 		return nil
 	}
@@ -135,25 +168,51 @@ func ensureStreamOnce(octx context.Context, js jetstream.JetStream, sc jetstream
 	if uerr == nil {
 		return nil
 	}
-	var problems []error
 	if have.Retention != sc.Retention {
-		problems = append(problems, fmt.Errorf("retention is %s, want %s", have.Retention, sc.Retention))
-	}
-	for _, subj := range sc.Subjects {
-		if !slices.Contains(have.Subjects, subj) {
-			problems = append(problems, fmt.Errorf("subjects %v lack %s", have.Subjects, subj))
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("stream %s exists with incompatible settings (%w); update failed: %v", sc.Name, errors.Join(problems...), uerr)
+		return fmt.Errorf("stream %s exists with incompatible settings (retention is %s, want %s); update failed: %w",
+			sc.Name, have.Retention, sc.Retention, uerr)
 	}
 	return nil // compatible; the settings that differ stay as the operator set them
+}
+
+// subjectsTaken returns an ErrStreamConflict error when another stream
+// already holds one of sc's subjects (the reason a create fails with
+// overlapping subjects), and nil otherwise.
+func subjectsTaken(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	for _, subj := range sc.Subjects {
+		owner, err := js.StreamNameBySubject(ctx, subj)
+		if err != nil || owner == "" || owner == sc.Name {
+			continue
+		}
+		ownerSubjects := "?"
+		if st, err := js.Stream(ctx, owner); err == nil {
+			ownerSubjects = fmt.Sprint(st.CachedInfo().Config.Subjects)
+		}
+		return fmt.Errorf("%w: cannot create stream %s with subjects %v: stream %s (subjects %s) already holds %s; "+
+			"it belongs to another installation or was made by hand, and is not changed",
+			ErrStreamConflict, sc.Name, sc.Subjects, owner, ownerSubjects, subj)
+	}
+	return nil
+}
+
+// sameSubjects reports whether a and b hold the same subjects, in any
+// order.
+func sameSubjects(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			return false
+		}
+	}
+	return true
 }
 
 // streamUpToDate reports whether the settings this service manages are
 // already as wanted, so a restart makes no update request.
 func streamUpToDate(have, want jetstream.StreamConfig) bool {
-	return have.Retention == want.Retention && slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage &&
+	return have.Retention == want.Retention && sameSubjects(have.Subjects, want.Subjects) && have.Storage == want.Storage &&
 		have.Replicas == want.Replicas && have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates &&
 		have.Description == want.Description
 }
