@@ -4,13 +4,23 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
+
+// ErrAddrInUse is returned by Start when the client address is already in
+// use (another server, or a second copy of the service).
+var ErrAddrInUse = errors.New("already in use")
+
+// startTimeout bounds the wait for a server that neither accepts clients
+// nor reports a fatal error.
+const startTimeout = 10 * time.Second
 
 // Options of the embedded server.
 type Options struct {
@@ -19,7 +29,10 @@ type Options struct {
 	Name     string // server name (default "actions-embedded")
 }
 
-// Start starts the server and waits until it accepts clients.
+// Start starts the server and waits until it accepts clients. A server
+// that cannot start (its address in use, its store unusable) is reported
+// at once, not after a timeout: the server's first fatal error ends the
+// wait. An address in use matches ErrAddrInUse.
 func Start(o Options) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
@@ -48,10 +61,56 @@ func Start(o Options) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)
 	}
+	fatal := &fatalLogger{ch: make(chan string, 1)}
+	srv.SetLogger(fatal, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("embedded nats-server on %s did not start within 10s", o.Listen)
+	deadline := time.Now().Add(startTimeout)
+	for !srv.ReadyForConnections(20 * time.Millisecond) {
+		select {
+		case msg := <-fatal.ch:
+			srv.Shutdown()
+			if port > 0 {
+				if err := checkFree(o.Listen); err != nil {
+					return nil, err // the likely reason, said plainly
+				}
+			}
+			return nil, fmt.Errorf("embedded nats-server on %s did not start: %s", o.Listen, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, fmt.Errorf("embedded nats-server on %s did not start within %s", o.Listen, startTimeout)
+		}
 	}
 	return srv, nil
 }
+
+// checkFree returns an error matching ErrAddrInUse when addr cannot be
+// listened on because something listens there already.
+func checkFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("embedded nats-server: %s is %w: stop what listens there or choose another address", addr, ErrAddrInUse)
+	}
+	if err != nil {
+		return fmt.Errorf("embedded nats-server: listen on %s: %w", addr, err)
+	}
+	return l.Close()
+}
+
+// fatalLogger keeps the server's first fatal error (it stops starting after
+// one, and would otherwise leave Start waiting) and drops the rest of its
+// log.
+type fatalLogger struct{ ch chan string }
+
+func (l *fatalLogger) Fatalf(format string, v ...any) {
+	select {
+	case l.ch <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+func (*fatalLogger) Noticef(string, ...any) {}
+func (*fatalLogger) Warnf(string, ...any)   {}
+func (*fatalLogger) Errorf(string, ...any)  {}
+func (*fatalLogger) Debugf(string, ...any)  {}
+func (*fatalLogger) Tracef(string, ...any)  {}
