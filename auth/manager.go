@@ -47,11 +47,10 @@ type Manager struct {
 	poll     time.Duration
 	flightTO time.Duration
 
-	mu           sync.RWMutex
-	current      map[string]*Fetched
-	changed      chan struct{}
-	flights      map[string]*flight
-	onBackground func(origin any, tok *Token, f *Fetched, err error)
+	mu      sync.RWMutex
+	current map[string]*Fetched
+	changed chan struct{}
+	flights map[string]*flight
 }
 
 type flight struct {
@@ -198,11 +197,17 @@ type Outcome struct {
 // or a new one when there is none or it expires within the margin. Errors
 // are those of Refresh.
 func (m *Manager) Current(ctx context.Context, tok *Token) (*Fetched, Outcome, error) {
+	return m.currentFor(ctx, tok, nil)
+}
+
+// currentFor is Current; a proactive refresh that it starts is reported to
+// bg when bg is set.
+func (m *Manager) currentFor(ctx context.Context, tok *Token, bg func(Refresh)) (*Fetched, Outcome, error) {
 	hash := tok.ConfigHash()
 	f, _ := m.cached(tok.ID)
 	if m.usable(f, tok, hash, 0) {
 		if f.ExpiresWithin(m.now(), 2*m.marginFor(f)) {
-			m.refreshInBackground(ctx, tok, f.Revision)
+			m.refreshInBackground(tok, f.Revision, bg)
 		}
 		return f, Outcome{}, nil
 	}
@@ -269,44 +274,19 @@ func (m *Manager) obtain(ctx context.Context, tok *Token, stale uint64) (*Fetche
 	}
 }
 
-type originKey struct{}
-
-// WithOrigin tags ctx with who asks for a token (the consumer passes the
-// trigger). A background refresh that the call starts hands the origin to
-// the hook set with OnBackgroundRefresh.
-func WithOrigin(ctx context.Context, origin any) context.Context {
-	return context.WithValue(ctx, originKey{}, origin)
-}
-
-// OnBackgroundRefresh sets the hook called after a proactive refresh that
-// no caller waited for, with the origin of the call that started it, the
-// new token (nil on error) and the error. Set it before the first call.
-func (m *Manager) OnBackgroundRefresh(fn func(origin any, tok *Token, f *Fetched, err error)) {
-	m.mu.Lock()
-	m.onBackground = fn
-	m.mu.Unlock()
-}
-
 // refreshInBackground starts a proactive refresh unless one is under way,
-// and reports its outcome to the hook.
-func (m *Manager) refreshInBackground(ctx context.Context, tok *Token, stale uint64) {
+// and reports its outcome to bg.
+func (m *Manager) refreshInBackground(tok *Token, stale uint64, bg func(Refresh)) {
 	fl, started := m.startFlight(tok, stale)
-	if !started {
-		return
-	}
-	origin := ctx.Value(originKey{})
-	m.mu.RLock()
-	hook := m.onBackground
-	m.mu.RUnlock()
-	if hook == nil {
+	if !started || bg == nil {
 		return
 	}
 	go func() {
 		<-fl.done
 		if fl.err != nil {
-			hook(origin, tok, nil, fl.err)
+			bg(Refresh{TokenID: tok.ID, Err: fl.err})
 		} else if fl.fetched {
-			hook(origin, tok, fl.res, nil)
+			bg(*fl.res.refresh(tok.ID))
 		}
 	}()
 }

@@ -13,11 +13,6 @@ import (
 	"customactions/internal/netguard"
 )
 
-// header is the token header of an action request.
-type header struct {
-	name, value string
-}
-
 // callResult is what one call to the action URL gave.
 type callResult struct {
 	status    int
@@ -29,9 +24,10 @@ type callResult struct {
 	elapsed   time.Duration
 }
 
-// call sends the trigger's request once, with the token header and
-// Idempotency-Key, and reads at most ResponseBodyCap bytes of the answer.
-func (s *Service) call(ctx context.Context, t *events.Trigger, h header) *callResult {
+// call sends the trigger's request once, with the Idempotency-Key and
+// signed by sign (the token's header), and reads at most ResponseBodyCap
+// bytes of the answer.
+func (s *Service) call(ctx context.Context, t *events.Trigger, sign func(http.Header)) *callResult {
 	ctx, cancel := context.WithTimeout(ctx, s.attemptTimeout(t))
 	defer cancel()
 	start := time.Now()
@@ -56,9 +52,7 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, h header) *callRe
 	if hostHeader := req.Header.Get("Host"); hostHeader != "" {
 		req.Host = hostHeader
 	}
-	if h.name != "" {
-		req.Header.Set(h.name, h.value)
-	}
+	sign(req.Header)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		res.code, res.message = classify(err, ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -114,88 +115,39 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 		r.done = done
 	}
 
-	var tok *auth.Token
-	if t.TokenID != "" {
-		var err error
-		tok, err = s.tokens.Get(ctx, t.TokenID)
-		if errors.Is(err, auth.ErrTokenNotFound) {
-			s.reject(r, events.CodeTokenNotFound, fmt.Sprintf("token %q does not exist", t.TokenID))
-			return
-		}
-		if errors.Is(err, auth.ErrTokenUnreadable) {
-			// Retrying cannot help until an admin fixes the key or the token.
-			s.reject(r, events.CodeTokenNotFound, err.Error())
-			return
-		}
-		if err != nil {
-			r.infra = err
-			return
-		}
+	var c *callResult
+	out, err := s.auth.Do(ctx, auth.Ref{TokenID: t.TokenID, OnBackgroundRefresh: s.backgroundRefresh(r.res)},
+		func(ctx context.Context, sign func(http.Header)) int {
+			c = s.call(ctx, t, sign)
+			s.metrics.call(t.ActionID, c.elapsed)
+			return c.status
+		})
+	r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
+	if out.Fetched != nil {
+		s.metrics.refreshed(t.TokenID)
+		r.log(events.LevelInfo, events.EventTokenRefreshed, "token "+t.TokenID+" fetched from its auth endpoint", refreshedDetails(out.Fetched))
 	}
-
-	header, fetched, ok := s.tokenHeader(ctx, t, tok, r, nil)
-	if !ok {
-		return
-	}
-	c := s.call(ctx, t, header)
-	s.metrics.call(t.ActionID, c.elapsed)
-	r.res.Attempts = 1
-	if c.status == 401 && tok != nil && tok.Type == auth.TypeHTTP {
-		if header, _, ok = s.tokenHeader(ctx, t, tok, r, fetched); !ok {
-			return
-		}
-		c = s.call(ctx, t, header)
-		s.metrics.call(t.ActionID, c.elapsed)
-		r.res.Attempts = 2
-	}
-	s.conclude(t, tok, c, r)
-}
-
-// tokenHeader returns the header value of tok ("" for no token): a text
-// token's value, or the current fetched token of an HTTP token, refreshed
-// when failed is the token an action just refused.
-func (s *Service) tokenHeader(ctx context.Context, t *events.Trigger, tok *auth.Token, r *run, failed *auth.Fetched) (header, *auth.Fetched, bool) {
+	var rerr *auth.RefreshError
 	switch {
-	case tok == nil:
-		return header{}, nil, true
-	case tok.Type == auth.TypeText:
-		return header{name: tok.Header, value: tok.Prefix + tok.Value.Reveal()}, nil, true
-	case tok.Type != auth.TypeHTTP:
-		s.reject(r, events.CodeTokenNotFound, fmt.Sprintf("token %q has an unknown type %q", t.TokenID, tok.Type))
-		return header{}, nil, false
+	case err == nil:
+		s.conclude(t, out, c, r)
+	case errors.Is(err, auth.ErrTokenNotFound):
+		s.reject(r, events.CodeTokenNotFound, fmt.Sprintf("token %q does not exist", t.TokenID))
+	case errors.Is(err, auth.ErrTokenUnreadable), errors.Is(err, auth.ErrUnsupportedType):
+		// Retrying cannot help until an admin fixes the key or the token.
+		s.reject(r, events.CodeTokenNotFound, err.Error())
+	case errors.Is(err, netguard.ErrNotAllowed):
+		s.reject(r, events.CodeURLNotAllowed, fmt.Sprintf("the auth endpoint of token %s: %v", t.TokenID, errors.Unwrap(err)))
+	case errors.As(err, &rerr):
+		s.metrics.refreshFailure(t.TokenID)
+		s.refreshFailed(r, rerr.Err)
+	default:
+		r.infra = err
 	}
-	var (
-		f   *auth.Fetched
-		oc  auth.Outcome
-		err error
-	)
-	if failed == nil {
-		f, oc, err = s.mgr.Current(auth.WithOrigin(ctx, r.res), tok)
-	} else {
-		f, oc, err = s.mgr.Refresh(ctx, tok, failed)
-		oc.Waited = true
-	}
-	if oc.Waited {
-		r.res.TokenRefreshed = true
-	}
-	if errors.Is(err, netguard.ErrNotAllowed) {
-		s.reject(r, events.CodeURLNotAllowed, fmt.Sprintf("the auth endpoint of token %s: %v", tok.ID, err))
-		return header{}, nil, false
-	}
-	if err != nil {
-		s.metrics.refreshFailure(tok.ID)
-		s.refreshFailed(r, err)
-		return header{}, nil, false
-	}
-	if oc.Fetched {
-		s.metrics.refreshed(tok.ID)
-		r.log(events.LevelInfo, events.EventTokenRefreshed, "token "+tok.ID+" fetched from its auth endpoint", refreshedDetails(f))
-	}
-	return header{name: tok.Header, value: tok.Prefix + f.Token.Reveal()}, f, true
 }
 
-func refreshedDetails(f *auth.Fetched) map[string]any {
-	d := map[string]any{"token": f.Token, "revision": f.Revision}
+func refreshedDetails(f *auth.Refresh) map[string]any {
+	d := map[string]any{"token": f.Preview, "revision": f.Revision}
 	if !f.ExpiresAt.IsZero() {
 		d["expires_at"] = events.FormatTime(f.ExpiresAt)
 	}
@@ -218,33 +170,31 @@ func (s *Service) refreshFailed(r *run, err error) {
 	r.log(events.LevelError, events.EventTokenRefreshFailed, err.Error(), refreshFailedDetails(err))
 }
 
-// backgroundRefresh reports a proactive refresh, started by the trigger
-// origin (a *events.Result), in that trigger's action log.
-func (s *Service) backgroundRefresh(origin any, tok *auth.Token, f *auth.Fetched, err error) {
-	res, ok := origin.(*events.Result)
-	if !ok {
-		return
-	}
-	ev := &events.LogEvent{Time: events.FormatTime(s.now()), ActionID: res.ActionID, TriggerID: res.TriggerID,
-		TokenID: tok.ID, Context: res.Context}
-	if err != nil {
-		s.metrics.refreshFailure(tok.ID)
-		ev.Level, ev.Event, ev.Message, ev.Details = events.LevelError, events.EventTokenRefreshFailed,
-			"proactive refresh before expiry failed (the current token is still used): "+err.Error(), refreshFailedDetails(err)
-	} else {
-		s.metrics.refreshed(tok.ID)
-		ev.Level, ev.Event, ev.Message, ev.Details = events.LevelInfo, events.EventTokenRefreshed,
-			"token "+tok.ID+" refreshed before it expires", refreshedDetails(f)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if perr := s.pub.Log(ev, "").Wait(ctx); perr != nil {
-		s.log.Warn("publish token refresh event", "token_id", tok.ID, "err", perr)
+// backgroundRefresh returns what reports a proactive refresh, started by
+// the call of the trigger of res, in that trigger's action log.
+func (s *Service) backgroundRefresh(res *events.Result) func(auth.Refresh) {
+	return func(f auth.Refresh) {
+		ev := &events.LogEvent{Time: events.FormatTime(s.now()), ActionID: res.ActionID, TriggerID: res.TriggerID,
+			TokenID: f.TokenID, Context: res.Context}
+		if f.Err != nil {
+			s.metrics.refreshFailure(f.TokenID)
+			ev.Level, ev.Event, ev.Message, ev.Details = events.LevelError, events.EventTokenRefreshFailed,
+				"proactive refresh before expiry failed (the current token is still used): "+f.Err.Error(), refreshFailedDetails(f.Err)
+		} else {
+			s.metrics.refreshed(f.TokenID)
+			ev.Level, ev.Event, ev.Message, ev.Details = events.LevelInfo, events.EventTokenRefreshed,
+				"token "+f.TokenID+" refreshed before it expires", refreshedDetails(&f)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if perr := s.pub.Log(ev, "").Wait(ctx); perr != nil {
+			s.log.Warn("publish token refresh event", "token_id", f.TokenID, "err", perr)
+		}
 	}
 }
 
 // conclude maps the final call to the result and its log event.
-func (s *Service) conclude(t *events.Trigger, tok *auth.Token, c *callResult, r *run) {
+func (s *Service) conclude(t *events.Trigger, out auth.CallOutcome, c *callResult, r *run) {
 	res := r.res
 	res.HTTPStatus = c.status
 	if c.status != 0 {
@@ -260,7 +210,7 @@ func (s *Service) conclude(t *events.Trigger, tok *auth.Token, c *callResult, r 
 		res.Error = &events.Error{Code: c.code, Message: c.message}
 	case c.status >= 200 && c.status <= 299:
 		res.Status = events.StatusSucceeded
-	case c.status == 401 && tok != nil && tok.Type == auth.TypeHTTP:
+	case c.status == 401 && out.Retried:
 		res.Status = events.StatusFailed
 		res.Error = &events.Error{Code: events.CodeUnauthorized, Message: "the action answered 401 again after the token was refreshed"}
 	default:

@@ -35,6 +35,7 @@ type Service struct {
 	pub      *events.Publisher
 	tokens   *auth.Store
 	mgr      *auth.Manager
+	auth     *auth.Authenticator
 	client   *http.Client
 	breaker  Breaker
 	metrics  *Metrics
@@ -95,7 +96,7 @@ func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*S
 		s.tokens = auth.NewStore(res.Tokens, nil)
 		s.mgr = auth.NewManager(res.Fetched, auth.NewFetcher(auth.WithHTTPClient(s.client)))
 	}
-	s.mgr.OnBackgroundRefresh(s.backgroundRefresh)
+	s.auth = auth.NewAuthenticator(s.tokens, s.mgr)
 	return s, nil
 }
 

@@ -1,0 +1,156 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// ErrUnsupportedType is wrapped by Authenticator.Do when a stored token
+// has a type this build cannot use.
+var ErrUnsupportedType = errors.New("token type not supported")
+
+// Ref names the credential that signs a call.
+type Ref struct {
+	// TokenID is the token of the trigger; empty means no credential.
+	TokenID string
+	// OnBackgroundRefresh, when set, hears of a proactive refresh that this
+	// call started and nobody waited for (it runs on another goroutine,
+	// after the call may have ended).
+	OnBackgroundRefresh func(Refresh)
+}
+
+// Refresh is one auth request made for a token, as a caller reports it:
+// token_refreshed when Err is nil, token_refresh_failed otherwise.
+type Refresh struct {
+	TokenID string
+	// Preview is the new token masked; Revision and ExpiresAt describe it.
+	Preview   string
+	Revision  uint64
+	ExpiresAt time.Time
+	// Err is why the auth request failed (an *AuthError or an error
+	// wrapping ErrNotInResponse).
+	Err error
+}
+
+// CallOutcome says what authenticating a call took.
+type CallOutcome struct {
+	// Attempts is how many times the action was called: 1, or 2 after a
+	// 401 and a refresh.
+	Attempts int
+	// Refreshed is true when the call waited for a new token (fetched by
+	// it, by another caller or by another replica) instead of using the one
+	// already at hand.
+	Refreshed bool
+	// Retried is true when the first attempt was answered 401 and the
+	// second used a refreshed token: a 401 from it is final.
+	Retried bool
+	// Fetched is the auth request this call made itself, if any: the
+	// caller reports it once, where other callers only waited.
+	Fetched *Refresh
+}
+
+// Attempt makes one call of the action. sign sets the credential on the
+// request's header (call it last, so nothing overrides it); Attempt
+// returns the HTTP status it got, 0 when no response came.
+type Attempt func(ctx context.Context, sign func(http.Header)) (status int)
+
+// RefreshError is returned by Authenticator.Do when the token of a call
+// could not be fetched or refreshed. Err is an *AuthError, an error
+// wrapping ErrNotInResponse, netguard.ErrNotAllowed (the auth endpoint's
+// address is refused) or the context's error; none says anything secret.
+type RefreshError struct {
+	TokenID string
+	Err     error
+}
+
+func (e *RefreshError) Error() string { return "token " + e.TokenID + ": " + e.Err.Error() }
+
+func (e *RefreshError) Unwrap() error { return e.Err }
+
+// Authenticator signs action calls with the token a trigger names, the way
+// x/oauth2's Transport signs requests: the caller hands over the call and
+// never sees what kind of credential signs it or its value. A text token
+// signs every attempt with its value; an HTTP Request token with its most
+// recently fetched token, and after a 401 with a refreshed one, once.
+type Authenticator struct {
+	store *Store
+	mgr   *Manager
+}
+
+// NewAuthenticator returns an Authenticator over the token store and the
+// fetched-token manager.
+func NewAuthenticator(store *Store, mgr *Manager) *Authenticator {
+	return &Authenticator{store: store, mgr: mgr}
+}
+
+// Do runs attempt signed with the credential of ref, and once more with a
+// refreshed token when the credential can be refreshed and the first
+// attempt was answered 401.
+//
+// Errors: ErrTokenNotFound, ErrTokenUnreadable and ErrUnsupportedType
+// (wrapped, the action was not called); a *RefreshError when a token could
+// not be obtained (the action may have been called once); anything else is
+// a fault of the token store (KV) and worth retrying later.
+func (a *Authenticator) Do(ctx context.Context, ref Ref, attempt Attempt) (CallOutcome, error) {
+	if ref.TokenID == "" {
+		attempt(ctx, func(http.Header) {})
+		return CallOutcome{Attempts: 1}, nil
+	}
+	tok, err := a.store.Get(ctx, ref.TokenID)
+	if err != nil {
+		return CallOutcome{}, err
+	}
+	switch tok.Type {
+	case TypeText:
+		attempt(ctx, tok.signer(tok.Value))
+		return CallOutcome{Attempts: 1}, nil
+	case TypeHTTP:
+		return a.doFetched(ctx, tok, ref, attempt)
+	}
+	return CallOutcome{}, fmt.Errorf("token %q has type %q: %w", tok.ID, tok.Type, ErrUnsupportedType)
+}
+
+func (a *Authenticator) doFetched(ctx context.Context, tok *Token, ref Ref, attempt Attempt) (CallOutcome, error) {
+	var out CallOutcome
+	f, oc, err := a.mgr.currentFor(ctx, tok, ref.OnBackgroundRefresh)
+	out.note(tok, f, oc, err)
+	if err != nil {
+		return out, &RefreshError{TokenID: tok.ID, Err: err}
+	}
+	out.Attempts = 1
+	if attempt(ctx, tok.signer(f.Token)) != http.StatusUnauthorized {
+		return out, nil
+	}
+	f, oc, err = a.mgr.Refresh(ctx, tok, f)
+	oc.Waited = true
+	out.note(tok, f, oc, err)
+	if err != nil {
+		return out, &RefreshError{TokenID: tok.ID, Err: err}
+	}
+	out.Attempts, out.Retried = 2, true
+	attempt(ctx, tok.signer(f.Token))
+	return out, nil
+}
+
+// note records what getting one token took.
+func (out *CallOutcome) note(tok *Token, f *Fetched, oc Outcome, err error) {
+	if oc.Waited {
+		out.Refreshed = true
+	}
+	if oc.Fetched && err == nil {
+		out.Fetched = f.refresh(tok.ID)
+	}
+}
+
+// refresh describes f as a successful Refresh of token id.
+func (f *Fetched) refresh(id string) *Refresh {
+	return &Refresh{TokenID: id, Preview: Mask(f.Token.Reveal()), Revision: f.Revision, ExpiresAt: f.ExpiresAt}
+}
+
+// signer returns what sets the header of t with the token value v.
+func (t *Token) signer(v Secret) func(http.Header) {
+	return func(h http.Header) { h.Set(t.Header, t.Prefix+v.Reveal()) }
+}
