@@ -7,4 +7,15 @@
 //
 // Token requests go straight to consumer.Admin.Handle, the same code that
 // answers the NATS admin requests, so the page and the CLI cannot disagree.
+//
+// Security: a login starts a session kept in memory and named by an
+// HttpOnly, SameSite=Strict cookie signed with a key made at start-up
+// (Secure over TLS or behind a proxy that sends X-Forwarded-Proto: https);
+// logout ends it on the server, so a copied cookie stops working. API calls
+// also need an X-Requested-With header (CSRF), five failed logins from an
+// address lock it out for a minute, and every response carries a
+// Content-Security-Policy without inline script, X-Frame-Options: DENY,
+// X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer
+// (SecureHeaders). RequireSession puts other pages of the port behind the
+// same login.
 package webui

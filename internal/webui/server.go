@@ -2,12 +2,9 @@ package webui
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,14 +49,22 @@ type Server struct {
 	js       jetstream.JetStream
 	subjects events.Subjects
 	log      *slog.Logger
-	key      []byte
+	now      func() time.Time
+	sessions *sessions
 
 	mu       sync.Mutex
 	failures map[string][]time.Time // login failures by client address
 }
 
+// Option changes an optional dependency of the Server.
+type Option func(*Server)
+
+// WithClock makes the server read the time from now (tests move it instead
+// of sleeping); the default is time.Now.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
 // New returns the UI server.
-func New(cfg Config, admin Admin, js jetstream.JetStream, log *slog.Logger) (*Server, error) {
+func New(cfg Config, admin Admin, js jetstream.JetStream, log *slog.Logger, opts ...Option) (*Server, error) {
 	if cfg.Password == "" {
 		return nil, errors.New("the web UI needs an admin password")
 	}
@@ -76,48 +81,38 @@ func New(cfg Config, admin Admin, js jetstream.JetStream, log *slog.Logger) (*Se
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, admin: admin, js: js, subjects: events.NewSubjects(cfg.Prefix), log: log, key: key,
-		failures: map[string][]time.Time{}}, nil
+	s := &Server{cfg: cfg, admin: admin, js: js, subjects: events.NewSubjects(cfg.Prefix), log: log, now: time.Now,
+		sessions: &sessions{key: key, live: map[string]time.Time{}}, failures: map[string][]time.Time{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
-// Register adds the UI's routes to mux.
+// Register adds the UI's routes to mux; every response carries
+// SecureHeaders.
 func (s *Server) Register(mux *http.ServeMux) {
 	sub, _ := fs.Sub(static, "static")
 	files := http.FileServerFS(sub)
-	mux.Handle("GET /ui/", http.StripPrefix("/ui/", files))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusFound) })
-	mux.HandleFunc("POST /ui/login", s.login)
-	mux.HandleFunc("POST /ui/logout", s.logout)
-	mux.HandleFunc("GET /ui/api/session", s.authed(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]bool{"ok": true}) }))
-	mux.HandleFunc("POST /ui/api/admin/{verb}", s.authed(s.adminRequest))
-	mux.HandleFunc("GET /ui/api/logs", s.authed(s.logs))
-	mux.HandleFunc("GET /ui/api/logs/follow", s.authed(s.follow))
-	mux.HandleFunc("GET /ui/api/result", s.authed(s.result))
-	mux.HandleFunc("POST /ui/api/trigger", s.authed(s.trigger))
+	handle := func(pattern string, h http.Handler) { mux.Handle(pattern, SecureHeaders(h)) }
+	handle("GET /ui/", http.StripPrefix("/ui/", files))
+	handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	handle("POST /ui/login", http.HandlerFunc(s.login))
+	handle("POST /ui/logout", http.HandlerFunc(s.logout))
+	handle("GET /ui/api/session", s.authed(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]bool{"ok": true}) }))
+	handle("POST /ui/api/admin/{verb}", s.authed(s.adminRequest))
+	handle("GET /ui/api/logs", s.authed(s.logs))
+	handle("GET /ui/api/logs/follow", s.authed(s.follow))
+	handle("GET /ui/api/result", s.authed(s.result))
+	handle("POST /ui/api/trigger", s.authed(s.trigger))
 }
 
-const cookieName = "actions_session"
-
-// session is "<expiry unix>.<nonce>.<hmac>": stateless, signed with a key
-// made at start-up (a restart logs everyone out).
-func (s *Server) newSession() string {
-	payload := strconv.FormatInt(time.Now().Add(s.cfg.SessionMaxAge).Unix(), 10) + "." + nuid.Next()
-	return payload + "." + s.sign(payload)
-}
-
-func (s *Server) sign(payload string) string {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(payload))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-func (s *Server) validSession(v string) bool {
-	i := strings.LastIndexByte(v, '.')
-	if i < 0 || !hmac.Equal([]byte(s.sign(v[:i])), []byte(v[i+1:])) {
-		return false
-	}
-	exp, err := strconv.ParseInt(strings.SplitN(v, ".", 2)[0], 10, 64)
-	return err == nil && time.Now().Unix() < exp
+// RequireSession serves h only to a logged-in admin (and, for a method
+// other than GET or HEAD, only with the X-Requested-With header); others get
+// 401. Its responses carry SecureHeaders. It puts other pages of the UI's
+// port behind the same login (/debug/pprof/).
+func (s *Server) RequireSession(h http.Handler) http.Handler {
+	return SecureHeaders(s.authed(h.ServeHTTP))
 }
 
 // authed requires a valid session cookie and, against CSRF, the
@@ -125,11 +120,11 @@ func (s *Server) validSession(v string) bool {
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(cookieName)
-		if err != nil || !s.validSession(c.Value) {
+		if err != nil || !s.sessions.valid(c.Value, s.now()) {
 			writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "log in first"))
 			return
 		}
-		if r.Method != http.MethodGet && r.Header.Get("X-Requested-With") != "actions-ui" {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get("X-Requested-With") != "actions-ui" {
 			writeJSON(w, http.StatusForbidden, errBody("forbidden", "missing X-Requested-With"))
 			return
 		}
@@ -143,7 +138,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		client = client[:i]
 	}
 	s.mu.Lock()
-	recent := slices.DeleteFunc(s.failures[client], func(t time.Time) bool { return time.Since(t) > time.Minute })
+	now := s.now()
+	recent := slices.DeleteFunc(s.failures[client], func(t time.Time) bool { return now.Sub(t) > time.Minute })
 	s.failures[client] = recent
 	s.mu.Unlock()
 	if len(recent) >= 5 {
@@ -156,19 +152,24 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req)
 	if subtle.ConstantTimeCompare([]byte(req.Password), []byte(s.cfg.Password)) != 1 {
 		s.mu.Lock()
-		s.failures[client] = append(s.failures[client], time.Now())
+		s.failures[client] = append(s.failures[client], now)
 		s.mu.Unlock()
 		s.log.Warn("web UI login failed", "client", client)
 		writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "wrong password"))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.newSession(), Path: "/ui/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(s.cfg.SessionMaxAge.Seconds())})
+	v := s.sessions.create(now, now.Add(s.cfg.SessionMaxAge))
+	http.SetCookie(w, sessionCookie(r, v, int(s.cfg.SessionMaxAge.Seconds())))
 	writeJSON(w, 200, map[string]bool{"ok": true})
 }
 
+// logout ends the session on the server, so a copy of its cookie no longer
+// works either, and clears the cookie.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui/", MaxAge: -1, HttpOnly: true})
+	if c, err := r.Cookie(cookieName); err == nil {
+		s.sessions.end(c.Value)
+	}
+	http.SetCookie(w, sessionCookie(r, "", -1))
 	writeJSON(w, 200, map[string]bool{"ok": true})
 }
 
