@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"customactions/admin"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -28,9 +29,10 @@ import (
 //go:embed static
 var static embed.FS
 
-// Admin answers admin requests; *consumer.Admin satisfies it.
+// Admin answers admin requests; *admin.Service satisfies it. Errors an
+// admin can act on are *admin.Error.
 type Admin interface {
-	Handle(ctx context.Context, verb string, data []byte) (any, *events.Error)
+	Handle(ctx context.Context, verb string, data []byte) (any, error)
 }
 
 // Config of the UI.
@@ -180,9 +182,9 @@ func (s *Server) adminRequest(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, errBody("bad_request", err.Error()))
 		return
 	}
-	reply, aerr := s.admin.Handle(r.Context(), verb, body)
-	if aerr != nil {
-		writeJSON(w, 200, map[string]any{"error": aerr})
+	reply, err := s.admin.Handle(r.Context(), verb, body)
+	if err != nil {
+		writeJSON(w, 200, admin.ErrorReply(err))
 		return
 	}
 	writeJSON(w, 200, reply)

@@ -10,15 +10,15 @@ import (
 	"strings"
 	"testing"
 
-	"customactions/events"
+	"customactions/admin"
 )
 
 // echoAdmin answers every admin request with its verb.
 type echoAdmin struct{}
 
-func (echoAdmin) Handle(_ context.Context, verb string, _ []byte) (any, *events.Error) {
+func (echoAdmin) Handle(_ context.Context, verb string, _ []byte) (any, error) {
 	if verb == "tokens.nope" {
-		return nil, &events.Error{Code: "unknown_request", Message: "nope"}
+		return nil, &admin.Error{Code: "unknown_request", Message: "nope"}
 	}
 	return map[string]string{"verb": verb}, nil
 }
