@@ -95,6 +95,11 @@ func (t *Token) Normalize() {
 
 // Validate reports what is wrong with the token, in an error that wraps
 // ErrInvalidToken and names the field. Call Normalize first.
+//
+// A secret whose value is a mask (IsMask, as "****wxyz") is refused: an
+// edit that sends back masks must have them replaced by the stored secrets
+// first, so a mask left means there was no stored secret to take, and the
+// mask would otherwise be saved and sent as the secret.
 func (t *Token) Validate() error {
 	if !events.ValidID(t.ID) {
 		return invalidf("id %q must match ^[A-Za-z0-9_-]{1,128}$", t.ID)
@@ -104,6 +109,9 @@ func (t *Token) Validate() error {
 	}
 	if strings.ContainsAny(t.Prefix, "\r\n") {
 		return invalidf("prefix must not contain a line break")
+	}
+	if masked := t.MaskedFields(); len(masked) > 0 {
+		return invalidf("%s: value is the mask of a secret; send the real value", strings.Join(masked, ", "))
 	}
 	switch t.Type {
 	case TypeText:
@@ -182,6 +190,31 @@ func (t *Token) validateHTTP() error {
 		}
 	}
 	return nil
+}
+
+// MaskedFields returns the secret fields whose values are masks (IsMask),
+// sorted: "value", "request.headers.<Name>", "request.params.<name>".
+func (t *Token) MaskedFields() []string {
+	var out []string
+	if IsMask(string(t.Value)) {
+		out = append(out, "value")
+	}
+	if t.Request != nil {
+		for _, m := range []struct {
+			field  string
+			values map[string]Secret
+		}{{"request.headers.", t.Request.Headers}, {"request.params.", t.Request.Params}} {
+			var names []string
+			for name, v := range m.values {
+				if IsMask(string(v)) {
+					names = append(names, m.field+name)
+				}
+			}
+			slices.Sort(names)
+			out = append(out, names...)
+		}
+	}
+	return out
 }
 
 // Secrets returns every secret value of the token, for redaction.
