@@ -21,7 +21,7 @@ import (
 
 // AuthError is a failed auth request: the endpoint answered with a status
 // that is not 2xx, or its answer held no token. Body is capped and has every
-// secret of the token masked.
+// secret of the token masked, in the forms a Redactor recognizes.
 type AuthError struct {
 	Status int
 	Body   string
@@ -166,22 +166,33 @@ func (f *Fetcher) do(ctx context.Context, tok *Token) (*TestResult, error) {
 		return nil, fmt.Errorf("auth request to %s://%s%s: %s", req.URL.Scheme, req.URL.Host, req.URL.Path, describeNetErr(err, tok))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBody+1))
+	secrets := tok.Secrets()
+	// Read past the cap, so that a secret straddling it is recognized and
+	// dropped whole rather than cut: as far as the token's own secrets need,
+	// and authLookahead more for the fetched token, not known yet.
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBody+int64(NewRedactor(secrets...).Lookahead())+authLookahead))
 	if err != nil {
 		return nil, fmt.Errorf("read auth response: %s", describeNetErr(err, tok))
 	}
 	res := &TestResult{Status: resp.StatusCode, Headers: map[string]string{}}
-	if int64(len(body)) > f.maxBody {
-		body, res.Truncated = body[:f.maxBody], true
+	body := raw
+	if int64(len(raw)) > f.maxBody {
+		body, res.Truncated = raw[:f.maxBody], true
 	}
-	secrets := tok.Secrets()
 	if tok.TokenPath != "" {
 		p, perr := ParsePath(tok.TokenPath)
 		if perr == nil {
 			var v string
 			v, perr = p.Extract(resp.Header, body)
-			if perr == nil && res.Truncated && !p.IsHeader() {
-				perr = fmt.Errorf("auth response is larger than %d bytes", f.maxBody)
+			if res.Truncated && !p.IsHeader() {
+				if perr == nil {
+					perr = fmt.Errorf("auth response is larger than %d bytes", f.maxBody)
+				}
+				// The token may be whole in what was read past the cap:
+				// it is not used, but it is masked.
+				if past, err := p.Extract(resp.Header, raw); err == nil {
+					secrets = append(secrets, past)
+				}
 			}
 			res.Token = Secret(v)
 		}
@@ -199,12 +210,20 @@ func (f *Fetcher) do(ctx context.Context, tok *Token) (*TestResult, error) {
 			}
 		}
 	}
+	red := NewRedactor(secrets...)
 	for k, v := range resp.Header {
-		res.Headers[k] = Redact(strings.Join(v, ", "), secrets...)
+		res.Headers[k] = red.String(strings.Join(v, ", "))
 	}
-	res.Body = redactJSONSecrets(Redact(string(body), secrets...))
+	shown, _ := red.Cap(raw, int(f.maxBody))
+	// redactJSONSecrets decodes and encodes the JSON again, which can turn
+	// an escaped secret into a plain one: redact once more.
+	res.Body = red.String(redactJSONSecrets(string(shown)))
 	return res, nil
 }
+
+// authLookahead is how far past the cap an auth response is read for a
+// fetched token that straddles the cap.
+const authLookahead = 16 << 10
 
 // describeNetErr says what went wrong with a call without repeating the URL
 // (whose query may hold params) or anything else the error echoes.

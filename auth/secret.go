@@ -62,14 +62,10 @@ func Mask(v string) string {
 // edits a token sends the masks back for the secrets it did not change.
 func IsMask(v string) bool { return strings.HasPrefix(v, maskPrefix) && len(v) <= len(maskPrefix)+4 }
 
-// Redact replaces every occurrence of the given secrets in s with their
-// masks. Secrets shorter than 4 characters are left alone: replacing them
-// would mangle the text without protecting anything.
+// Redact returns s with the given secrets masked, in every form a
+// Redactor recognizes. Secrets shorter than 4 characters are left alone:
+// replacing them would mangle the text without protecting anything. To
+// redact more than one text, make a Redactor once.
 func Redact(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 4 && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, Mask(sec))
-		}
-	}
-	return s
+	return NewRedactor(secrets...).String(s)
 }
