@@ -11,7 +11,8 @@ import (
 // fastDecode decodes the common shape of a trigger without reflection. It
 // returns false whenever the input is anything but plain (an odd key
 // spelling, null where a string goes, a number that is not an integer,
-// invalid UTF-8, invalid JSON), and the caller then uses encoding/json,
+// invalid UTF-8, a lone surrogate escape, nesting deeper than MaxDepth,
+// invalid JSON), and the caller then uses checkWellFormed and encoding/json,
 // whose result is the reference: when fastDecode returns true, t is what
 // json.Unmarshal would have produced (FuzzFastDecode checks it).
 func fastDecode(data []byte, t *Trigger) bool {
@@ -40,8 +41,17 @@ func fastDecode(data []byte, t *Trigger) bool {
 }
 
 type decoder struct {
-	data []byte
-	i    int
+	data  []byte
+	i     int
+	depth int // objects and arrays open, at most MaxDepth
+}
+
+// enter counts one more level of nesting; past MaxDepth the input is left
+// to checkWellFormed, which refuses it. Every caller leaves the level
+// (depth--) on its successful paths; a failed decode is abandoned whole.
+func (d *decoder) enter() bool {
+	d.depth++
+	return d.depth <= MaxDepth
 }
 
 func (d *decoder) ws() {
@@ -67,10 +77,11 @@ func (d *decoder) next(c byte) bool {
 // object reads {"key": value, ...}, handing each key to member, which reads
 // the value. Keys with escapes are left to encoding/json.
 func (d *decoder) object(member func(key []byte) bool) bool {
-	if !d.next('{') {
+	if !d.next('{') || !d.enter() {
 		return false
 	}
 	if d.next('}') {
+		d.depth--
 		return true
 	}
 	for {
@@ -81,6 +92,7 @@ func (d *decoder) object(member func(key []byte) bool) bool {
 		if d.next(',') {
 			continue
 		}
+		d.depth--
 		return d.next('}')
 	}
 }
@@ -290,7 +302,8 @@ func (d *decoder) raw(v *json.RawMessage) bool {
 	return true
 }
 
-// skip reads over any valid JSON value.
+// skip reads over any valid JSON value nested at most MaxDepth deep, so
+// its recursion is bounded.
 func (d *decoder) skip() bool {
 	d.ws()
 	if d.i >= len(d.data) {
@@ -301,7 +314,11 @@ func (d *decoder) skip() bool {
 		return d.object(func([]byte) bool { return d.skip() })
 	case c == '[':
 		d.i++
+		if !d.enter() {
+			return false
+		}
 		if d.next(']') {
+			d.depth--
 			return true
 		}
 		for {
@@ -311,6 +328,7 @@ func (d *decoder) skip() bool {
 			if d.next(',') {
 				continue
 			}
+			d.depth--
 			return d.next(']')
 		}
 	case c == '"':

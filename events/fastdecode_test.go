@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +15,19 @@ var fastSeeds = []string{
 	`{"id":"\ud83d\ude00 \ud800"}`, `{"id":"tab\tinside"}`, `{"request":{"timeout_ms":1.5}}`, `{"request":{"timeout_ms":01}}`,
 	`{"id":"é\u00e9\/\b\f\n\r\t\\\""}`, "{\"id\":\"\xff\"}", `{"i\u0064":"escaped key"}`, `{"id":"x"} trailing`,
 	`{"request":{"headers":{"A":1}}}`, `{"request":{"timeout_ms":99999999999999999999}}`,
+	// Numbers from outside (issue 13): both paths must agree on each.
+	`{"request":{"timeout_ms":9223372036854775807}}`, `{"request":{"timeout_ms":9223372036854775808}}`,
+	`{"request":{"timeout_ms":18446744073709}}`, `{"request":{"timeout_ms":-9223372036854775808}}`,
+	`{"request":{"timeout_ms":1e3}}`, `{"request":{"timeout_ms":1E+3}}`, `{"request":{"timeout_ms":1e400}}`,
+	`{"request":{"timeout_ms":-0}}`, `{"request":{"timeout_ms":-0.0}}`, `{"request":{"timeout_ms":-}}`, `{"request":{"timeout_ms":"10"}}`,
+	// Text that encoding/json would silently turn into U+FFFD.
+	`{"id":"\udc00"}`, `{"id":"\ud800\u0041"}`, `{"x":"\ud800"}`, `{"context":{"a":"\udfff"}}`, "{\"context\":{\"a\":\"\xc3\"}}",
+	// Nesting (issue 13): at the limit, one past it, and unclosed.
+	`{"x":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}`,
+	`{"x":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`,
+	`{"context":` + strings.Repeat(`{"a":`, MaxDepth-1) + "1" + strings.Repeat("}", MaxDepth-1) + `}`,
+	`{"context":` + strings.Repeat(`{"a":`, MaxDepth) + "1" + strings.Repeat("}", MaxDepth) + `}`,
+	`{"request":{"x":` + strings.Repeat("[", 200) + `}}`,
 }
 
 func TestFastDecodeSeeds(t *testing.T) {
@@ -28,12 +42,18 @@ func TestFastDecodeSeeds(t *testing.T) {
 	}
 }
 
-// checkFast asserts that when the fast path decodes, encoding/json agrees.
+// checkFast asserts that when the fast path decodes, the slow path
+// (checkWellFormed, then encoding/json) accepts the input too and gives the
+// same trigger. When the fast path declines, Decode takes the slow path,
+// so the two never disagree on what Decode accepts.
 func checkFast(t *testing.T, data []byte) bool {
 	t.Helper()
 	var got Trigger
 	if !fastDecode(data, &got) {
 		return false
+	}
+	if err := checkWellFormed(data); err != nil {
+		t.Fatalf("fast path accepted %q, the slow path refuses it: %v", data, err)
 	}
 	var want Trigger
 	if err := json.Unmarshal(data, &want); err != nil {

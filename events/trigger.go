@@ -2,9 +2,12 @@ package events
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"time"
+	"unicode/utf8"
 )
 
 // Trigger is the message a producer publishes to ask for one HTTP call.
@@ -24,6 +27,21 @@ type Request struct {
 	Headers   map[string]string `json:"headers,omitempty"`
 	Body      string            `json:"body,omitempty"`
 	TimeoutMS int64             `json:"timeout_ms,omitempty"`
+}
+
+// Timeout is the per-attempt timeout the request asks for, or 0 when it
+// asks for none (timeout_ms absent, zero or negative) and the caller's
+// default applies. It never overflows: a timeout_ms too large for a
+// time.Duration gives the largest Duration. A trigger that Decode accepted
+// asks for at most its Limits.MaxTimeout.
+func (r *Request) Timeout() time.Duration {
+	switch {
+	case r.TimeoutMS <= 0:
+		return 0
+	case r.TimeoutMS > math.MaxInt64/int64(time.Millisecond):
+		return math.MaxInt64
+	}
+	return time.Duration(r.TimeoutMS) * time.Millisecond
 }
 
 // Live reports whether the trigger is a live run (not from the Test button).
@@ -67,29 +85,99 @@ func invalid(format string, args ...any) error {
 
 // Decode parses and validates a trigger received on subject. On error the
 // returned trigger holds whatever could be read (id, action id, source,
-// context), so the rejection can still name it; the error is an
+// token id, context), so the rejection can still name it; the error is an
 // *InvalidError whose message says exactly what is wrong.
+//
+// Even on error, the returned trigger's ActionID is empty or a valid id
+// (ValidID) and its Source empty or a valid source: the subject's when it
+// is well-formed, else the body's when that is valid. Its ID is empty or a
+// valid trigger id (1 to 128 bytes of UTF-8 without control characters),
+// its TokenID empty or a valid id, its Context empty or a JSON object. So a
+// rejection can always be published, with Subjects.ResultFor and
+// Subjects.LogFor for a trigger that has no action id.
 func Decode(subjects Subjects, subject string, data []byte, limits Limits) (*Trigger, error) {
 	limits = limits.withDefaults()
-	t := &Trigger{}
 	subSource, subAction, subErr := subjects.ParseTrigger(subject)
-	t.Source, t.ActionID = subSource, subAction
 	if len(data) > limits.MaxTriggerBytes {
-		return t, invalid("trigger is %d bytes, more than the maximum of %d", len(data), limits.MaxTriggerBytes)
+		return &Trigger{Source: subSource, ActionID: subAction},
+			invalid("trigger is %d bytes, more than the maximum of %d", len(data), limits.MaxTriggerBytes)
+	}
+	t := &Trigger{}
+	if err := decodeJSON(data, t, limits); err != nil {
+		// Keep the subject's names for the rejection, not a half-decoded body.
+		return (&Trigger{ID: t.ID, ActionID: t.ActionID, Source: t.Source}).forRejection(subSource, subAction), err
 	}
 	if subErr != nil {
-		return t, invalid("%v", subErr)
+		return t.forRejection(subSource, subAction), invalid("%v", subErr)
 	}
-	body := &Trigger{}
-	if !fastDecode(data, body) {
-		body = &Trigger{}
-		if err := json.Unmarshal(data, body); err != nil {
-			// Keep the subject's names for the rejection, not a half-decoded body.
-			return &Trigger{Source: subSource, ActionID: subAction, ID: body.ID},
-				invalid("body is not a valid trigger JSON object: %v", err)
+	if err := t.validate(subSource, subAction, limits); err != nil {
+		return t.forRejection(subSource, subAction), err
+	}
+	return t, nil
+}
+
+// decodeJSON reads data into t: the fast decoder for the common shape,
+// else checkWellFormed and encoding/json. Both paths accept the same input
+// and give the same trigger (FuzzFastDecode).
+func decodeJSON(data []byte, t *Trigger, limits Limits) error {
+	if fastDecode(data, t) {
+		return nil
+	}
+	*t = Trigger{}
+	if err := checkWellFormed(data); err != nil {
+		return err
+	}
+	err := json.Unmarshal(data, t)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field == "request.timeout_ms" {
+		got := te.Value
+		if len(got) > 40 {
+			got = got[:40] + "..."
+		}
+		return invalid("request.timeout_ms must be a whole number of milliseconds from 0 to %d, got %s",
+			limits.MaxTimeout.Milliseconds(), got)
+	}
+	return invalid("body is not a valid trigger JSON object: %v", err)
+}
+
+// forRejection keeps of t only what a rejection may carry (see Decode): the
+// subject's action id and source when valid, else the body's when valid.
+func (t *Trigger) forRejection(subSource, subAction string) *Trigger {
+	t.ActionID = firstValid(ValidID, subAction, t.ActionID)
+	t.Source = firstValid(ValidSource, subSource, t.Source)
+	t.ID = firstValid(validTriggerID, t.ID)
+	t.TokenID = firstValid(ValidID, t.TokenID)
+	if len(t.Context) > 0 && t.Context[0] != '{' {
+		t.Context = nil
+	}
+	return t
+}
+
+func firstValid(valid func(string) bool, candidates ...string) string {
+	for _, c := range candidates {
+		if valid(c) {
+			return c
 		}
 	}
-	return body, body.validate(subSource, subAction, limits)
+	return ""
+}
+
+// validTriggerID reports whether s may be a trigger id: 1 to 128 bytes of
+// UTF-8 without control characters, since it is sent as the
+// Idempotency-Key header and in the result's Nats-Msg-Id header.
+func validTriggerID(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !utf8.ValidString(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *Trigger) validate(subSource, subAction string, limits Limits) error {
@@ -98,22 +186,18 @@ func (t *Trigger) validate(subSource, subAction string, limits Limits) error {
 		return invalid("missing field id")
 	case len(t.ID) > 128:
 		return invalid("id is %d characters, more than 128", len(t.ID))
+	case !validTriggerID(t.ID):
+		return invalid("id %q must not contain control characters", t.ID)
 	case t.ActionID == "":
-		t.ActionID = subAction
 		return invalid("missing field action_id")
 	case t.ActionID != subAction:
-		got := t.ActionID
-		t.ActionID = subAction
-		return invalid("action_id %q does not match the subject's action id %q", got, subAction)
+		return invalid("action_id %q does not match the subject's action id %q", t.ActionID, subAction)
 	case !ValidID(t.ActionID):
 		return invalid("action_id %q must match ^[A-Za-z0-9_-]{1,128}$", t.ActionID)
 	case t.Source == "":
-		t.Source = subSource
 		return invalid("missing field source")
 	case t.Source != subSource:
-		got := t.Source
-		t.Source = subSource
-		return invalid("source %q does not match the subject's source %q", got, subSource)
+		return invalid("source %q does not match the subject's source %q", t.Source, subSource)
 	case !ValidSource(t.Source):
 		return invalid("source %q must be one of inbox, bot, test", t.Source)
 	case t.TokenID != "" && !ValidID(t.TokenID):
@@ -161,11 +245,13 @@ func (r *Request) validate(limits Limits) error {
 	if size > limits.MaxHeaderBytes {
 		return invalid("request.headers are %d bytes, more than the maximum of %d", size, limits.MaxHeaderBytes)
 	}
-	switch {
+	// Compared in milliseconds: converting timeout_ms to a Duration first
+	// would wrap for huge values and let them through (issue 13).
+	switch maxMS := limits.MaxTimeout.Milliseconds(); {
 	case r.TimeoutMS < 0:
 		return invalid("request.timeout_ms must not be negative")
-	case time.Duration(r.TimeoutMS)*time.Millisecond > limits.MaxTimeout:
-		return invalid("request.timeout_ms %d is more than the maximum of %d", r.TimeoutMS, limits.MaxTimeout.Milliseconds())
+	case r.TimeoutMS > maxMS:
+		return invalid("request.timeout_ms %d is more than the maximum of %d", r.TimeoutMS, maxMS)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/url"
 	"strings"
 	"testing"
@@ -54,8 +55,9 @@ func TestDecodeLimits(t *testing.T) {
 }
 
 // FuzzDecode checks that decoding never panics, that every error is an
-// *InvalidError, and that an accepted trigger keeps the contract's
-// invariants. Its seed corpus runs as an ordinary test.
+// *InvalidError with a trigger that a rejection can be published for, and
+// that an accepted trigger keeps the contract's invariants. Its seed corpus
+// runs as an ordinary test.
 func FuzzDecode(f *testing.F) {
 	seeds := []string{
 		`{"id":"t","action_id":"a","source":"inbox","request":{"method":"GET","url":"https://x.example/p"}}`,
@@ -63,11 +65,18 @@ func FuzzDecode(f *testing.F) {
 		`{"id":"","action_id":"a"}`, `[]`, `null`, `{"id":1}`, `{"id":"t","action_id":"a","source":"inbox","request":{"method":"G T","url":"x"}}`,
 		`{"id":"t","action_id":"a","source":"inbox","request":{"method":"GET","url":"https://x"},"context":"str"}`,
 	}
+	for _, n := range []string{"1", "60000", "60001", "-0", "1e3", "1.5", "9223372036854775807", "18446744073709", "9223372036854776", "1e400"} {
+		seeds = append(seeds, string(triggerWith(`"t"`, `"timeout_ms":`+n, "")))
+	}
+	seeds = append(seeds, string(triggerWith(`"\ud800"`, "", "")), string(triggerWith("\"\xff\"", "", "")),
+		string(triggerWith(`"t"`, "", `"context":`+nest("objects", MaxDepth-1, true))),
+		string(triggerWith(`"t"`, "", `"x":`+nest("arrays", 100, false))))
 	for _, s := range seeds {
 		f.Add("actions.trigger.inbox.a", []byte(s))
 	}
-	f.Add("actions.trigger.bot.other", []byte(seeds[0]))
-	f.Add("nope", []byte(seeds[0]))
+	for _, subject := range []string{"actions.trigger.bot.other", "nope", "actions.trigger.inbox.a.b", "actions.trigger.inbox", "actions.trigger.inbox.*", "actions.trigger.email.a"} {
+		f.Add(subject, []byte(seeds[0]))
+	}
 	s := NewSubjects("")
 	f.Fuzz(func(t *testing.T, subject string, data []byte) {
 		tr, err := Decode(s, subject, data, Limits{MaxTriggerBytes: 4096})
@@ -76,8 +85,15 @@ func FuzzDecode(f *testing.F) {
 		}
 		if err != nil {
 			var inv *InvalidError
-			if !errors.As(err, &inv) || inv.Message == "" {
+			switch {
+			case !errors.As(err, &inv) || inv.Message == "":
 				t.Fatalf("error %v is not an *InvalidError with a message", err)
+			case tr.ActionID != "" && !ValidID(tr.ActionID), tr.Source != "" && !ValidSource(tr.Source):
+				t.Fatalf("rejected trigger names action %q, source %q", tr.ActionID, tr.Source)
+			case tr.ID != "" && !validTriggerID(tr.ID), tr.TokenID != "" && !ValidID(tr.TokenID):
+				t.Fatalf("rejected trigger names id %q, token %q", tr.ID, tr.TokenID)
+			case len(tr.Context) > 0 && tr.Context[0] != '{':
+				t.Fatalf("rejected trigger carries context %q", tr.Context)
 			}
 			return
 		}
@@ -92,10 +108,86 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted a bad URL %q", tr.Request.URL)
 		case tr.TokenID != "" && !ValidID(tr.TokenID):
 			t.Fatalf("accepted a bad token id %q", tr.TokenID)
+		case tr.Request.Timeout() < 0 || tr.Request.Timeout() > 60*time.Second:
+			t.Fatalf("accepted timeout_ms %d", tr.Request.TimeoutMS)
+		case !validTriggerID(tr.ID):
+			t.Fatalf("accepted id %q", tr.ID)
 		}
 		again, _ := json.Marshal(tr)
 		if _, err := Decode(s, subject, again, Limits{MaxTriggerBytes: 1 << 20}); err != nil {
 			t.Fatalf("a re-encoded accepted trigger is refused: %v", err)
 		}
 	})
+}
+
+// TestDecodeTimeoutRange: timeout_ms is compared with the cap before it
+// becomes a Duration, so no value wraps past the check (issue 13:
+// 9223372036854775807 and 18446744073709 wrapped to a negative Duration and
+// 9223372036854776 was accepted), and both decoding paths agree on every
+// spelling of a number.
+func TestDecodeTimeoutRange(t *testing.T) {
+	const capMsg = "is more than the maximum of 60000"
+	const wholeMsg = "request.timeout_ms must be a whole number of milliseconds from 0 to 60000"
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr string
+	}{
+		{"9223372036854775807", 0, capMsg},
+		{"18446744073709", 0, capMsg},
+		{"9223372036854776", 0, capMsg},
+		{"9223372036855", 0, capMsg},
+		{"60001", 0, capMsg},
+		{"60000", time.Minute, ""},
+		{"1", time.Millisecond, ""},
+		{"0", 0, ""},
+		{"-0", 0, ""},
+		{"-1", 0, "must not be negative"},
+		{"-9223372036854775808", 0, "must not be negative"},
+		{"9223372036854775808", 0, wholeMsg + ", got number 9223372036854775808"},
+		{"99999999999999999999999999999999999999999999999999", 0, wholeMsg + ", got number " + strings.Repeat("9", 33) + "..."},
+		{"1e3", 0, wholeMsg + ", got number 1e3"},
+		{"1E+3", 0, wholeMsg},
+		{"1.5", 0, wholeMsg},
+		{"1000.0", 0, wholeMsg},
+		{"-0.0", 0, wholeMsg},
+		{"1e400", 0, wholeMsg},
+		{`"1000"`, 0, wholeMsg + ", got string"},
+		{"true", 0, wholeMsg},
+	}
+	for _, tc := range tests {
+		data := triggerWith(`"t"`, `"timeout_ms":`+tc.value, "")
+		for path, in := range map[string][]byte{"fast": data, "slow": slowPath(data)} {
+			t.Run(tc.value+"/"+path, func(t *testing.T) {
+				tr, err := Decode(NewSubjects(""), "actions.trigger.inbox.a", in, Limits{MaxTimeout: time.Minute})
+				if tc.wantErr == "" {
+					if err != nil || tr.Request.Timeout() != tc.want {
+						t.Errorf("err = %v, timeout %v, want %v", err, tr.Request.Timeout(), tc.want)
+					}
+					return
+				}
+				var inv *InvalidError
+				if !errors.As(err, &inv) || !strings.Contains(inv.Message, tc.wantErr) {
+					t.Errorf("err = %v, want %q", err, tc.wantErr)
+				}
+			})
+		}
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	tests := []struct {
+		ms   int64
+		want time.Duration
+	}{
+		{0, 0}, {-1, 0}, {math.MinInt64, 0}, {1, time.Millisecond}, {1500, 1500 * time.Millisecond},
+		{math.MaxInt64 / 1_000_000, time.Duration(math.MaxInt64/1_000_000) * time.Millisecond},
+		{math.MaxInt64/1_000_000 + 1, math.MaxInt64}, {18446744073709, math.MaxInt64}, {math.MaxInt64, math.MaxInt64},
+	}
+	for _, tc := range tests {
+		r := Request{TimeoutMS: tc.ms}
+		if got := r.Timeout(); got != tc.want {
+			t.Errorf("Timeout() with timeout_ms %d = %v, want %v", tc.ms, got, tc.want)
+		}
+	}
 }
