@@ -17,6 +17,7 @@ import (
 
 	"customactions/breaker"
 	"customactions/consumer"
+	"customactions/internal/webui"
 )
 
 // breakerCollector reports actions_breaker_state (0 closed, 1 half-open,
@@ -64,9 +65,31 @@ func checkReady(nc *nats.Conn, svc *consumer.Service, res *consumer.Resources) r
 	}
 }
 
-// startHTTP serves /metrics, /healthz, /readyz and /debug/pprof/ on addr
-// until ctx ends, and whatever extra adds (the web UI).
-func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready readiness, log *slog.Logger, extra func(*http.ServeMux)) (string, error) {
+// httpOption changes what startHTTP serves.
+type httpOption func(*httpExtras)
+
+type httpExtras struct {
+	pprof bool
+	ui    *webui.Server
+}
+
+// withPprof serves the Go profiles at /debug/pprof/ when enabled. When ui
+// is not nil (the admin UI is on, on the same port) they are served only to
+// an admin logged in to it; without the UI they are open to whoever reaches
+// the port.
+func withPprof(enabled bool, ui *webui.Server) httpOption {
+	return func(e *httpExtras) { e.pprof, e.ui = enabled, ui }
+}
+
+// startHTTP serves /metrics, /healthz and /readyz on addr until ctx ends,
+// and whatever extra adds (the web UI). /debug/pprof/ is off unless an
+// option turns it on (withPprof). Every response carries the web UI's
+// security headers.
+func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready readiness, log *slog.Logger, extra func(*http.ServeMux), opts ...httpOption) (string, error) {
+	var ex httpExtras
+	for _, o := range opts {
+		o(&ex)
+	}
 	mux := http.NewServeMux()
 	if extra != nil {
 		extra(mux)
@@ -87,14 +110,14 @@ func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if ex.pprof {
+		servePprof(mux, ex.ui, log)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: webui.SecureHeaders(mux), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
@@ -108,6 +131,21 @@ func startHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready
 	}()
 	log.Info("metrics and health on http", "addr", ln.Addr().String())
 	return ln.Addr().String(), nil
+}
+
+// servePprof adds the profiles (index and named profiles, CPU profile,
+// execution trace) to mux, behind ui's login when ui is not nil.
+func servePprof(mux *http.ServeMux, ui *webui.Server, log *slog.Logger) {
+	guard := func(h http.HandlerFunc) http.Handler { return h }
+	if ui != nil {
+		guard = func(h http.HandlerFunc) http.Handler { return ui.RequireSession(h) }
+		log.Info("profiles on http, behind the web UI login", "path", "/debug/pprof/")
+	} else {
+		log.Warn("profiles on http without a login: keep the port internal", "path", "/debug/pprof/")
+	}
+	mux.Handle("GET /debug/pprof/", guard(pprof.Index))
+	mux.Handle("GET /debug/pprof/profile", guard(pprof.Profile))
+	mux.Handle("GET /debug/pprof/trace", guard(pprof.Trace))
 }
 
 // registerCollectors adds the runtime, process, service and breaker
