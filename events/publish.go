@@ -51,13 +51,13 @@ func (p Pending) Wait(ctx context.Context) error {
 	}
 }
 
-// StoreResult publishes r with Nats-Msg-Id "result-<trigger id>", so a
+// StoreResult publishes r on Subjects.ResultFor(r.ActionID) with Nats-Msg-Id "result-<trigger id>", so a
 // trigger executed twice inside the duplicate window stores one result, and
 // waits until JetStream stored it (or ctx ends). The publish is synchronous:
 // its ack comes back on the connection's request path, with no per-message
 // future, which is the cheaper way when the caller waits at once.
 func (p *Publisher) StoreResult(ctx context.Context, r *Result) error {
-	subject := p.subjects.Result(r.ActionID)
+	subject := p.subjects.ResultFor(r.ActionID)
 	buf := p.getBuf()
 	msg := &nats.Msg{Subject: subject, Data: r.AppendJSON(*buf),
 		Header: nats.Header{jetstream.MsgIDHeader: []string{"result-" + r.TriggerID}}}
@@ -71,10 +71,10 @@ func (p *Publisher) StoreResult(ctx context.Context, r *Result) error {
 	return nil
 }
 
-// Log starts publishing e. A non-empty msgID deduplicates it (for the log
+// Log starts publishing e on Subjects.LogFor(e.ActionID). A non-empty msgID deduplicates it (for the log
 // event that goes with a result, so a redelivered trigger logs it once).
 func (p *Publisher) Log(e *LogEvent, msgID string) Pending {
-	return p.publish(p.subjects.Log(e.ActionID), msgID, e)
+	return p.publish(p.subjects.LogFor(e.ActionID), msgID, e)
 }
 
 // appender is a message that encodes itself without reflection.

@@ -70,11 +70,39 @@ func (s Subjects) TriggerWildcard() string { return s.Prefix + ".trigger.>" }
 // Result is the subject of the result of a trigger of actionID.
 func (s Subjects) Result(actionID string) string { return s.Prefix + ".result." + actionID }
 
+// InvalidActionID stands for the action id in the subjects of the result
+// and log events of a rejected trigger that has no valid action id (one
+// published on a malformed subject, such as actions.trigger.inbox.a.b,
+// without a valid action_id in its body either). It matches the id
+// pattern, so the subjects are well-formed; the leading underscore marks it
+// as a reserved name, and such a result has status rejected and an empty
+// action_id.
+const InvalidActionID = "_invalid"
+
+// ResultFor is Result(actionID) when actionID is a valid id (ValidID), and
+// Result(InvalidActionID) otherwise, so a rejection is always published on
+// a well-formed subject, never on "actions.result." or one with dots or
+// wildcards. The result's own action_id field keeps what Decode returned.
+func (s Subjects) ResultFor(actionID string) string {
+	if !ValidID(actionID) {
+		actionID = InvalidActionID
+	}
+	return s.Result(actionID)
+}
+
 // ResultWildcard matches every result subject.
 func (s Subjects) ResultWildcard() string { return s.Prefix + ".result.>" }
 
 // Log is the subject of the log events of actionID.
 func (s Subjects) Log(actionID string) string { return s.Prefix + ".log." + actionID }
+
+// LogFor is to Log what ResultFor is to Result.
+func (s Subjects) LogFor(actionID string) string {
+	if !ValidID(actionID) {
+		actionID = InvalidActionID
+	}
+	return s.Log(actionID)
+}
 
 // LogWildcard matches every log subject.
 func (s Subjects) LogWildcard() string { return s.Prefix + ".log.>" }
@@ -88,15 +116,23 @@ func (s Subjects) Admin(resource, verb string) string {
 // AdminWildcard matches every admin request.
 func (s Subjects) AdminWildcard() string { return s.Prefix + ".admin.>" }
 
-// ParseTrigger splits a trigger subject into its source and action id.
+// ParseTrigger splits a trigger subject into its source and action id. It
+// returns an error, and empty names, unless the subject is
+// <prefix>.trigger.<source>.<action_id> with a valid source (ValidSource)
+// and a valid action id (ValidID).
 func (s Subjects) ParseTrigger(subject string) (source, actionID string, err error) {
 	rest, ok := strings.CutPrefix(subject, s.Prefix+".trigger.")
 	if !ok {
 		return "", "", fmt.Errorf("subject %q is not a trigger subject", subject)
 	}
 	source, actionID, ok = strings.Cut(rest, ".")
-	if !ok || source == "" || actionID == "" || strings.Contains(actionID, ".") {
+	switch {
+	case !ok || source == "" || actionID == "" || strings.Contains(actionID, "."):
 		return "", "", fmt.Errorf("subject %q is not %s.trigger.<source>.<action_id>", subject, s.Prefix)
+	case !ValidSource(source):
+		return "", "", fmt.Errorf("subject %q: source %q must be one of inbox, bot, test", subject, source)
+	case !ValidID(actionID):
+		return "", "", fmt.Errorf("subject %q: action id %q must match ^[A-Za-z0-9_-]{1,128}$", subject, actionID)
 	}
 	return source, actionID, nil
 }
