@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"customactions/admin"
 	"customactions/auth"
 	"customactions/events"
 	"customactions/internal/netguard"
@@ -41,8 +42,8 @@ func newAdminFixture(t *testing.T, key string, old ...string) *adminFixture {
 	store := auth.NewStore(h.res.Tokens, sealer)
 	mgr := auth.NewManager(h.res.Fetched, fetcher, auth.WithSealer(sealer))
 	logger := slog.New(slog.NewJSONHandler(h.logs, nil))
-	admin := NewAdmin(h.cfg.Prefix, store, mgr, fetcher, nil, logger)
-	sub, err := admin.Subscribe(h.nc)
+	adm := admin.New(h.cfg.Prefix, store, mgr, fetcher, nil, logger)
+	sub, err := adm.Subscribe(h.nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +107,8 @@ func TestSaveRefusedWhenTestFails(t *testing.T) {
 			tok := f.httpToken()
 			tc.mutate(tok)
 			reply, raw := f.request(t, "tokens.save", tok)
-			if errCode(reply) != AdminTestFailed || !strings.Contains(errMessage(reply), tc.wantMsg) {
-				t.Errorf("save reply %s, want %s mentioning %q", raw, AdminTestFailed, tc.wantMsg)
+			if errCode(reply) != admin.CodeTestFailed || !strings.Contains(errMessage(reply), tc.wantMsg) {
+				t.Errorf("save reply %s, want %s mentioning %q", raw, admin.CodeTestFailed, tc.wantMsg)
 			}
 			if _, err := f.h.res.Tokens.Get(context.Background(), "shop"); err == nil {
 				t.Error("a token that failed its test was stored")
@@ -186,11 +187,11 @@ func TestTokenRoundTrip(t *testing.T) {
 	}
 	reply, raw = f.request(t, "tokens.get", map[string]string{"id": "crm"})
 	keep(raw)
-	if errCode(reply) != AdminNotFound {
+	if errCode(reply) != admin.CodeNotFound {
 		t.Errorf("get after delete %s", raw)
 	}
 	reply, raw = f.request(t, "tokens.delete", map[string]string{"id": "crm"})
-	if errCode(reply) != AdminNotFound {
+	if errCode(reply) != admin.CodeNotFound {
 		t.Errorf("second delete %s", raw)
 	}
 	for _, r := range replies {
@@ -207,14 +208,15 @@ func TestAdminBadInput(t *testing.T) {
 		wantCode string
 		wantMsg  string
 	}{
-		{"tokens.save", []byte(`{not json`), AdminBadRequest, "not valid JSON"},
-		{"tokens.save", map[string]any{"id": "x", "type": "text"}, AdminInvalidToken, "a text token needs a value"},
-		{"tokens.save", map[string]any{"id": "x", "type": "http", "request": map[string]any{"method": "POST"}, "token_path": "a"}, AdminInvalidToken, "missing field request.url"},
-		{"tokens.save", map[string]any{"id": "x y", "type": "text", "value": "v"}, AdminInvalidToken, "must match"},
-		{"tokens.test", map[string]any{"id": "x", "type": "http", "request": map[string]any{"method": "POST", "url": "http://h/x"}, "token_path": "a[", "params_encoding": "form"}, AdminInvalidToken, "token_path: missing ]"},
-		{"tokens.get", map[string]any{}, AdminBadRequest, `id "" must match`},
-		{"tokens.get", map[string]any{"id": "nope"}, AdminNotFound, `token "nope" does not exist`},
-		{"tokens.rename", map[string]any{}, AdminUnknown, "unknown admin request"},
+		{"tokens.save", []byte(`{not json`), admin.CodeBadRequest, "request is not valid"},
+		{"tokens.save", map[string]any{"id": "x", "type": "text"}, admin.CodeInvalidToken, "a text token needs a value"},
+		{"tokens.save", map[string]any{"id": "x", "type": "http", "request": map[string]any{"method": "POST"}, "token_path": "a"}, admin.CodeInvalidToken, "missing field request.url"},
+		{"tokens.save", map[string]any{"id": "x y", "type": "text", "value": "v"}, admin.CodeInvalidToken, "must match"},
+		{"tokens.test", map[string]any{"id": "x", "type": "http", "request": map[string]any{"method": "POST", "url": "http://h/x", "params_encoding": "form"}, "token_path": "a["}, admin.CodeInvalidToken, "token_path: missing ]"},
+		{"tokens.get", map[string]any{}, admin.CodeBadRequest, `id "" must match`},
+		{"tokens.get", map[string]any{"id": "nope"}, admin.CodeNotFound, `token "nope" does not exist`},
+		{"tokens.save", map[string]any{"id": "x", "type": "text", "value": "v1234", "params_encoding": "form"}, admin.CodeBadRequest, `unknown field "params_encoding"`},
+		{"tokens.rename", map[string]any{}, admin.CodeUnknown, "unknown admin request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.verb+" "+tc.wantCode, func(t *testing.T) {
@@ -301,7 +303,7 @@ func TestTestWithoutTokenPathShowsTheResponse(t *testing.T) {
 	}
 	assertNoSecret(t, "reply", raw, clientSecret, "tok-1-secretvalue")
 	// Saving still needs a token_path that finds the token.
-	if reply, raw := f.request(t, "tokens.save", tok); errCode(reply) != AdminInvalidToken {
+	if reply, raw := f.request(t, "tokens.save", tok); errCode(reply) != admin.CodeInvalidToken {
 		t.Errorf("save without token_path: %s", raw)
 	}
 }

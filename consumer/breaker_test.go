@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"customactions/admin"
 	"customactions/auth"
 	"customactions/breaker"
 	"customactions/events"
@@ -57,8 +58,8 @@ func (h *harness) startWithBreaker(s breaker.Settings, clock func() time.Time) (
 	rep := h.start(WithBreaker(br))
 	svc = rep.svc
 	svcMu.Unlock()
-	admin := NewAdmin(h.cfg.Prefix, svc.Tokens(), svc.Manager(), auth.NewFetcher(), br, nil)
-	sub, err := admin.Subscribe(nc)
+	adm := admin.New(h.cfg.Prefix, svc.Tokens(), svc.Manager(), auth.NewFetcher(), br, nil)
+	sub, err := adm.Subscribe(nc)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestBreakerTestTriggersBypassAndAdminReset(t *testing.T) {
 	}
 	msg, _ = h.nc.Request("actions.admin.breakers.reset", []byte(`{"action_id":"bad id"}`), 5*time.Second)
 	var e struct{ Error *events.Error }
-	if json.Unmarshal(msg.Data, &e); e.Error == nil || e.Error.Code != AdminBadRequest {
+	if json.Unmarshal(msg.Data, &e); e.Error == nil || e.Error.Code != admin.CodeBadRequest {
 		t.Errorf("reset of a bad id: %s", msg.Data)
 	}
 }

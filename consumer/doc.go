@@ -14,6 +14,8 @@
 // expires under a working call.
 //
 // Setup creates or updates the streams, the durable consumer and the KV
-// buckets that the service and its tools share. AdminService answers the
-// admin requests of the contract.
+// buckets that the service and its tools share. The admin requests are
+// answered by package admin; tokens are resolved, signed and refreshed by
+// package auth (Authenticator), which keeps token kinds out of this
+// package.
 package consumer

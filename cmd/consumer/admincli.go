@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"customactions/admin"
 	"customactions/breaker"
-	"customactions/consumer"
 	"customactions/events"
 )
 
@@ -159,12 +159,12 @@ func runTokens(ctx context.Context, args []string, _ func(string) string, stdout
 	switch a.verb {
 	case "list":
 		var r struct {
-			Tokens []consumer.TokenView `json:"tokens"`
+			Tokens []admin.TokenView `json:"tokens"`
 		}
 		_ = json.Unmarshal(reply, &r)
 		printTokenTable(stdout, r.Tokens)
 	case "test":
-		var r consumer.TestReply
+		var r admin.TestReply
 		_ = json.Unmarshal(reply, &r)
 		printTest(stdout, &r)
 		if !r.OK {
@@ -178,7 +178,7 @@ func runTokens(ctx context.Context, args []string, _ func(string) string, stdout
 	return nil
 }
 
-func printTokenTable(w io.Writer, tokens []consumer.TokenView) {
+func printTokenTable(w io.Writer, tokens []admin.TokenView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tHEADER\tSECRET\tLAST FETCHED\tEXPIRES\tDESCRIPTION")
 	for _, t := range tokens {
@@ -196,7 +196,7 @@ func printTokenTable(w io.Writer, tokens []consumer.TokenView) {
 	_ = tw.Flush()
 }
 
-func printTest(w io.Writer, r *consumer.TestReply) {
+func printTest(w io.Writer, r *admin.TestReply) {
 	if r.OK {
 		fmt.Fprintln(w, "test passed")
 	} else {

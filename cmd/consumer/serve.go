@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"customactions/admin"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,12 +96,6 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	fetcher := auth.NewFetcher(auth.WithHTTPClient(client))
 	mgr := auth.NewManager(res.Fetched, fetcher, auth.WithSealer(sealer))
 
-	if s.TokensFile != "" {
-		if err := importTokens(ctx, s.TokensFile, store, mgr, fetcher, log); err != nil {
-			return err
-		}
-	}
-
 	var svc *consumer.Service
 	br, err := breaker.New(res.Breakers, s.breakerSettings(),
 		breaker.OnTransition(func(tr breaker.Transition) { svc.PublishTransition(tr) }),
@@ -118,13 +113,18 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 		return err
 	}
 	registerCollectors(reg, svc, br)
-	admin := consumer.NewAdmin(cfg.Prefix, store, mgr, fetcher, br, log)
+	adm := admin.New(cfg.Prefix, store, mgr, fetcher, br, log)
+	if s.TokensFile != "" {
+		if err := importTokens(ctx, s.TokensFile, adm, log); err != nil {
+			return err
+		}
+	}
 	var ui func(*http.ServeMux)
 	if s.AdminPassword != "" {
 		if s.HTTPAddr == "" {
 			return fmt.Errorf("ACTIONS_ADMIN_PASSWORD is set but ACTIONS_HTTP_ADDR is empty: the web UI needs the HTTP server")
 		}
-		web, err := webui.New(webui.Config{Password: s.AdminPassword, Prefix: cfg.Prefix, LogStream: cfg.LogStream, ResultStream: cfg.ResultStream}, admin, c.js, log)
+		web, err := webui.New(webui.Config{Password: s.AdminPassword, Prefix: cfg.Prefix, LogStream: cfg.LogStream, ResultStream: cfg.ResultStream}, adm, c.js, log)
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 		return err
 	}
 	defer br.Flush()
-	adminSub, err := admin.Subscribe(c.nc)
+	adminSub, err := adm.Subscribe(c.nc)
 	if err != nil {
 		return err
 	}

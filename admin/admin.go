@@ -1,0 +1,37 @@
+package admin
+
+import (
+	"context"
+	"log/slog"
+
+	"customactions/auth"
+	"customactions/breaker"
+)
+
+// Breakers is what the admin requests need of the breaker;
+// *breaker.Breaker satisfies it.
+type Breakers interface {
+	List(ctx context.Context) ([]breaker.Status, error)
+	Reset(ctx context.Context, actionID string) (breaker.Status, error)
+}
+
+// Service answers admin requests over the token store, the fetched-token
+// manager and the breakers.
+type Service struct {
+	prefix   string
+	store    *auth.Store
+	mgr      *auth.Manager
+	fetcher  *auth.Fetcher
+	breakers Breakers
+	log      *slog.Logger
+}
+
+// New returns a Service for the installation of the subject prefix;
+// breakers may be nil (the breaker requests then answer an error) and log
+// nil (discard).
+func New(prefix string, store *auth.Store, mgr *auth.Manager, fetcher *auth.Fetcher, breakers Breakers, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{prefix: prefix, store: store, mgr: mgr, fetcher: fetcher, breakers: breakers, log: log}
+}
