@@ -1,18 +1,19 @@
 package auth
 
+// This file holds the Manager and the refresh protocol that ties its
+// mechanisms together: the watch cache (cache.go), the in-process single
+// flight (flight.go), the cross-replica lease (lease.go), the shared
+// failure record (failure.go) and the fetched-token record (record.go).
+
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-
-	"customactions/internal/kvwatch"
 )
 
 // Keys of the fetched-token bucket: the most recent token of an HTTP token,
@@ -53,33 +54,6 @@ type Manager struct {
 	flights map[string]*flight
 }
 
-type flight struct {
-	done    chan struct{}
-	res     *Fetched
-	fetched bool
-	err     error
-}
-
-type fetchedRecord struct {
-	Token      string `json:"token"`
-	FetchedAt  int64  `json:"fetched_at_ms"`
-	ExpiresAt  int64  `json:"expires_at_ms,omitempty"`
-	ConfigHash string `json:"config_hash"`
-	Holder     string `json:"fetched_by"`
-}
-
-type leaseRecord struct {
-	Holder    string `json:"holder"`
-	ExpiresAt int64  `json:"expires_at_ms"`
-}
-
-type failRecord struct {
-	At     int64  `json:"at_ms"`
-	Reason string `json:"reason"`
-	Status int    `json:"auth_status,omitempty"`
-	Body   string `json:"auth_body,omitempty"`
-}
-
 // ManagerOption configures a Manager.
 type ManagerOption func(*Manager)
 
@@ -112,60 +86,6 @@ func NewManager(kv KV, fetcher *Fetcher, opts ...ManagerOption) *Manager {
 		o(m)
 	}
 	return m
-}
-
-// Watch follows the shared records until ctx ends, so Current answers from
-// memory.
-func (m *Manager) Watch(ctx context.Context) error {
-	w, err := m.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch fetched tokens: %w", err)
-	}
-	kvwatch.Follow(ctx, w, m.apply)
-	return nil
-}
-
-// apply takes one change of the bucket: a fetched token, or a lease or
-// failure record (which only wakes waiters).
-func (m *Manager) apply(e jetstream.KeyValueEntry) {
-	id, ok := strings.CutPrefix(e.Key(), fetchedKeyPrefix)
-	switch {
-	case !ok:
-		m.notify()
-	case e.Operation() != jetstream.KeyValuePut:
-		m.mu.Lock()
-		delete(m.current, id)
-		m.mu.Unlock()
-		m.notify()
-	default:
-		if f, err := m.decode(id, e.Value(), e.Revision()); err == nil {
-			m.remember(id, f)
-		}
-	}
-}
-
-func (m *Manager) notify() {
-	m.mu.Lock()
-	close(m.changed)
-	m.changed = make(chan struct{})
-	m.mu.Unlock()
-}
-
-// remember keeps f as the current token of id unless a newer one is known.
-func (m *Manager) remember(id string, f *Fetched) {
-	m.mu.Lock()
-	if cur := m.current[id]; cur == nil || f.Revision > cur.Revision {
-		m.current[id] = f
-	}
-	close(m.changed)
-	m.changed = make(chan struct{})
-	m.mu.Unlock()
-}
-
-func (m *Manager) cached(id string) (*Fetched, chan struct{}) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.current[id], m.changed
 }
 
 // marginFor is the refresh margin of f: m.margin, at most a fifth of its
@@ -274,44 +194,6 @@ func (m *Manager) obtain(ctx context.Context, tok *Token, stale uint64) (*Fetche
 	}
 }
 
-// refreshInBackground starts a proactive refresh unless one is under way,
-// and reports its outcome to bg.
-func (m *Manager) refreshInBackground(tok *Token, stale uint64, bg func(Refresh)) {
-	fl, started := m.startFlight(tok, stale)
-	if !started || bg == nil {
-		return
-	}
-	go func() {
-		<-fl.done
-		if fl.err != nil {
-			bg(Refresh{TokenID: tok.ID, Err: fl.err})
-		} else if fl.fetched {
-			bg(*fl.res.refresh(tok.ID))
-		}
-	}()
-}
-
-// startFlight joins the flight for tok in this process or starts one.
-func (m *Manager) startFlight(tok *Token, stale uint64) (*flight, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if fl := m.flights[tok.ID]; fl != nil {
-		return fl, false
-	}
-	fl := &flight{done: make(chan struct{})}
-	m.flights[tok.ID] = fl
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), m.flightTO)
-		defer cancel()
-		fl.res, fl.fetched, fl.err = m.coordinate(ctx, tok, stale)
-		m.mu.Lock()
-		delete(m.flights, tok.ID)
-		m.mu.Unlock()
-		close(fl.done)
-	}()
-	return fl, true
-}
-
 // coordinate gets a token newer than stale through the shared record and
 // the lease.
 func (m *Manager) coordinate(ctx context.Context, tok *Token, stale uint64) (*Fetched, bool, error) {
@@ -322,16 +204,16 @@ func (m *Manager) coordinate(ctx context.Context, tok *Token, stale uint64) (*Fe
 		if f != nil || err != nil {
 			return f, false, err
 		}
-		got, leaseRev, until, err := m.acquire(ctx, tok.ID)
+		l, err := m.acquire(ctx, tok.ID)
 		if err != nil {
 			return nil, false, err
 		}
-		if got {
+		if l.held {
 			f, fetched, err := m.fetchAndStore(ctx, tok, hash, stale)
-			m.release(tok.ID, leaseRev)
+			m.release(tok.ID, l.rev)
 			return f, fetched, err
 		}
-		if err := m.waitForHolder(ctx, tok.ID, rev, until, start); err != nil {
+		if err := m.waitForHolder(ctx, tok.ID, rev, l.until, start); err != nil {
 			return nil, false, err
 		}
 	}
@@ -371,144 +253,4 @@ func (m *Manager) fetchAndStore(ctx context.Context, tok *Token, hash string, st
 		}
 	}
 	return nil, false, fmt.Errorf("store fetched token %s: %w", tok.ID, err)
-}
-
-// readUsable reads the shared record of tok and returns it when it may be
-// used instead of a token of revision stale; otherwise it returns nil and
-// the record's revision, for a compare-and-set.
-func (m *Manager) readUsable(ctx context.Context, tok *Token, hash string, stale uint64) (*Fetched, uint64, error) {
-	f, rev, err := m.read(ctx, tok.ID)
-	if err != nil {
-		return nil, 0, err
-	}
-	if m.usable(f, tok, hash, stale) {
-		m.remember(tok.ID, f)
-		return f, rev, nil
-	}
-	return nil, rev, nil
-}
-
-// read returns the shared record of id (nil when none) and its revision.
-func (m *Manager) read(ctx context.Context, id string) (*Fetched, uint64, error) {
-	e, err := m.kv.Get(ctx, fetchedKeyPrefix+id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("read fetched token %s: %w", id, err)
-	}
-	f, err := m.decode(id, e.Value(), e.Revision())
-	if err != nil {
-		return nil, e.Revision(), nil // unreadable: treat as absent, overwrite it
-	}
-	return f, e.Revision(), nil
-}
-
-// acquire takes the refresh lease of id. When another holder has it, it
-// returns false and the time its lease lapses.
-func (m *Manager) acquire(ctx context.Context, id string) (bool, uint64, time.Time, error) {
-	key := leaseKeyPrefix + id
-	now := m.now()
-	lease, _ := json.Marshal(leaseRecord{Holder: m.holder, ExpiresAt: now.Add(m.leaseTTL).UnixMilli()})
-	rev, err := m.kv.Create(ctx, key, lease)
-	if err == nil {
-		return true, rev, time.Time{}, nil
-	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return false, 0, time.Time{}, fmt.Errorf("take refresh lease of %s: %w", id, err)
-	}
-	e, err := m.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, 0, now, nil // released meanwhile: try again at once
-	}
-	if err != nil {
-		return false, 0, time.Time{}, fmt.Errorf("read refresh lease of %s: %w", id, err)
-	}
-	var cur leaseRecord
-	if json.Unmarshal(e.Value(), &cur) != nil || now.UnixMilli() >= cur.ExpiresAt {
-		// The holder died or stalled: take the lease over.
-		rev, err := m.kv.Update(ctx, key, lease, e.Revision())
-		if err == nil {
-			return true, rev, time.Time{}, nil
-		}
-		return false, 0, now, nil
-	}
-	return false, 0, time.UnixMilli(cur.ExpiresAt), nil
-}
-
-func (m *Manager) release(id string, rev uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = m.kv.Delete(ctx, leaseKeyPrefix+id, jetstream.LastRevision(rev))
-}
-
-func (m *Manager) recordFailure(id string, err error) {
-	rec := failRecord{At: m.now().UnixMilli(), Reason: err.Error()}
-	var aerr *AuthError
-	if errors.As(err, &aerr) {
-		rec.Status, rec.Body = aerr.Status, aerr.Body
-	}
-	data, _ := json.Marshal(rec)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = m.kv.Put(ctx, failKeyPrefix+id, data)
-}
-
-// waitForHolder waits until the record of id moves past rev, the holder
-// records a failure that happened after start, or the lease lapses.
-func (m *Manager) waitForHolder(ctx context.Context, id string, rev uint64, until, start time.Time) error {
-	tick := time.NewTicker(m.poll)
-	defer tick.Stop()
-	for {
-		f, changed := m.cached(id)
-		if f != nil && f.Revision > rev {
-			return nil
-		}
-		if !m.now().Before(until) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for the refresh of token %s: %w", id, ctx.Err())
-		case <-changed:
-		case <-tick.C:
-		}
-		if e, err := m.kv.Get(ctx, failKeyPrefix+id); err == nil {
-			var fr failRecord
-			if json.Unmarshal(e.Value(), &fr) == nil && fr.At >= start.UnixMilli() {
-				return &AuthError{Status: fr.Status, Body: fr.Body, Reason: fr.Reason}
-			}
-		}
-		if _, cur, err := m.read(ctx, id); err == nil && cur > rev {
-			return nil
-		}
-	}
-}
-
-func (m *Manager) encode(id string, f *Fetched) ([]byte, error) {
-	tok, err := m.sealer.Seal(f.Token.Reveal(), id+"/fetched")
-	if err != nil {
-		return nil, err
-	}
-	rec := fetchedRecord{Token: tok, FetchedAt: f.FetchedAt.UnixMilli(), ConfigHash: f.ConfigHash, Holder: m.holder}
-	if !f.ExpiresAt.IsZero() {
-		rec.ExpiresAt = f.ExpiresAt.UnixMilli()
-	}
-	return json.Marshal(rec)
-}
-
-func (m *Manager) decode(id string, data []byte, rev uint64) (*Fetched, error) {
-	var rec fetchedRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, err
-	}
-	tok, err := m.sealer.Open(rec.Token, id+"/fetched")
-	if err != nil {
-		return nil, err
-	}
-	f := &Fetched{Token: Secret(tok), FetchedAt: time.UnixMilli(rec.FetchedAt), Revision: rev, ConfigHash: rec.ConfigHash}
-	if rec.ExpiresAt != 0 {
-		f.ExpiresAt = time.UnixMilli(rec.ExpiresAt)
-	}
-	return f, nil
 }
