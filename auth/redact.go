@@ -205,8 +205,8 @@ func scan[T string | []byte](r *Redactor, view T, starts []int32, spans []span) 
 	return spans
 }
 
-// merge sorts spans and joins the overlapping ones; a joined span is
-// masked with "****".
+// merge sorts spans and joins the overlapping ones: a span inside another
+// goes, and two that overlap become one masked with "****".
 func merge(spans []span) []span {
 	if len(spans) < 2 {
 		return spans
@@ -220,12 +220,11 @@ func merge(spans []span) []span {
 		switch {
 		case s.start >= last.end:
 			out = append(out, s)
-		case s.start == last.start && s.end == last.end:
-			if s.mask != last.mask {
-				last.mask = maskPrefix
-			}
+		case s.end <= last.end:
+			// Inside last (the longer one at the same start comes
+			// first): last keeps its mask.
 		default:
-			last.end = max(last.end, s.end)
+			last.end = s.end
 			last.mask = maskPrefix
 		}
 	}
