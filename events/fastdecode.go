@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -12,11 +13,12 @@ import (
 // returns false whenever the input is anything but plain (an odd key
 // spelling, null where a string goes, a number that is not an integer,
 // invalid UTF-8, a lone surrogate escape, nesting deeper than MaxDepth,
-// invalid JSON), and the caller then uses checkWellFormed and encoding/json,
+// more than maxHeaders header members, invalid JSON), and the caller then
+// uses checkWellFormed, checkHeaderCount and encoding/json,
 // whose result is the reference: when fastDecode returns true, t is what
 // json.Unmarshal would have produced (FuzzFastDecode checks it).
-func fastDecode(data []byte, t *Trigger) bool {
-	d := decoder{data: data}
+func fastDecode(data []byte, t *Trigger, maxHeaders int) bool {
+	d := decoder{data: data, maxHeaders: maxHeaders}
 	if !d.object(func(key []byte) bool {
 		switch string(key) {
 		case "id":
@@ -44,6 +46,9 @@ type decoder struct {
 	data  []byte
 	i     int
 	depth int // objects and arrays open, at most MaxDepth
+	// headers counts the members of request.headers read, duplicates
+	// included, up to maxHeaders: no map grows past the limit.
+	headers, maxHeaders int
 }
 
 // enter counts one more level of nesting; past MaxDepth the input is left
@@ -141,6 +146,9 @@ func (d *decoder) request(r *Request) bool {
 				r.Headers = map[string]string{}
 			}
 			return d.object(func(name []byte) bool {
+				if d.headers++; d.headers > d.maxHeaders {
+					return false
+				}
 				var v string
 				if !d.str(&v) {
 					return false
@@ -263,15 +271,22 @@ func (d *decoder) hex4() (rune, bool) {
 	return rune(n), true
 }
 
-// integer reads a JSON integer (no fraction or exponent) into n.
+// integer reads a JSON integer (no fraction or exponent) that fits an
+// int64 into n, without allocating; anything else is left to
+// encoding/json, which refuses it.
 func (d *decoder) integer(n *int64) bool {
 	d.ws()
-	start := d.i
-	if d.i < len(d.data) && d.data[d.i] == '-' {
+	neg := d.i < len(d.data) && d.data[d.i] == '-'
+	if neg {
 		d.i++
 	}
 	digits := d.i
+	var v uint64
 	for d.i < len(d.data) && d.data[d.i] >= '0' && d.data[d.i] <= '9' {
+		if d.i-digits == 19 {
+			return false // 20 digits or more: beyond int64
+		}
+		v = v*10 + uint64(d.data[d.i]-'0')
 		d.i++
 	}
 	if d.i == digits || (d.data[digits] == '0' && d.i-digits > 1) {
@@ -280,11 +295,14 @@ func (d *decoder) integer(n *int64) bool {
 	if d.i < len(d.data) && (d.data[d.i] == '.' || d.data[d.i] == 'e' || d.data[d.i] == 'E') {
 		return false
 	}
-	v, err := strconv.ParseInt(string(d.data[start:d.i]), 10, 64)
-	if err != nil {
+	switch {
+	case neg && v <= 1<<63:
+		*n = int64(-v) // -(1<<63) wraps to math.MinInt64, as wanted
+	case !neg && v <= math.MaxInt64:
+		*n = int64(v)
+	default:
 		return false
 	}
-	*n = v
 	return true
 }
 

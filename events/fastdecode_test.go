@@ -19,7 +19,7 @@ var fastSeeds = []string{
 	`{"request":{"timeout_ms":9223372036854775807}}`, `{"request":{"timeout_ms":9223372036854775808}}`,
 	`{"request":{"timeout_ms":18446744073709}}`, `{"request":{"timeout_ms":-9223372036854775808}}`,
 	`{"request":{"timeout_ms":1e3}}`, `{"request":{"timeout_ms":1E+3}}`, `{"request":{"timeout_ms":1e400}}`,
-	`{"request":{"timeout_ms":-0}}`, `{"request":{"timeout_ms":-0.0}}`, `{"request":{"timeout_ms":-}}`, `{"request":{"timeout_ms":"10"}}`,
+	`{"request":{"timeout_ms":-0}}`, `{"request":{"timeout_ms":-9223372036854775809}}`, `{"request":{"timeout_ms":10000000000000000000}}`, `{"request":{"timeout_ms":-01}}`, `{"request":{"timeout_ms":-0.0}}`, `{"request":{"timeout_ms":-}}`, `{"request":{"timeout_ms":"10"}}`,
 	// Text that encoding/json would silently turn into U+FFFD.
 	`{"id":"\udc00"}`, `{"id":"\ud800\u0041"}`, `{"x":"\ud800"}`, `{"context":{"a":"\udfff"}}`, "{\"context\":{\"a\":\"\xc3\"}}",
 	// Nesting (issue 13): at the limit, one past it, and unclosed.
@@ -28,6 +28,10 @@ var fastSeeds = []string{
 	`{"context":` + strings.Repeat(`{"a":`, MaxDepth-1) + "1" + strings.Repeat("}", MaxDepth-1) + `}`,
 	`{"context":` + strings.Repeat(`{"a":`, MaxDepth) + "1" + strings.Repeat("}", MaxDepth) + `}`,
 	`{"request":{"x":` + strings.Repeat("[", 200) + `}}`,
+	// Header members (checkFast allows 3), repeated names counted again.
+	`{"request":{"headers":{"A":"1","B":"2","C":"3"}}}`, `{"request":{"headers":{"A":"1","B":"2","C":"3","D":"4"}}}`,
+	`{"request":{"headers":{"A":"1","A":"2","A":"3","A":"4"}}}`, `{"request":{"headers":{"A":"1","B":"2"}},"request":{"headers":{"C":"3","D":"4"}}}`,
+	`{"request":{"headers":{"A":"1","B":"2"},"headers":{"C":"3","D":"4"}}}`, `{"request":{"headers":{"A":"{:}","B":"\":"}}}`,
 }
 
 func TestFastDecodeSeeds(t *testing.T) {
@@ -49,10 +53,13 @@ func TestFastDecodeSeeds(t *testing.T) {
 func checkFast(t *testing.T, data []byte) bool {
 	t.Helper()
 	var got Trigger
-	if !fastDecode(data, &got) {
+	if !fastDecode(data, &got, 3) {
 		return false
 	}
 	if err := checkWellFormed(data); err != nil {
+		t.Fatalf("fast path accepted %q, the slow path refuses it: %v", data, err)
+	}
+	if err := checkHeaderCount(data, 3); err != nil {
 		t.Fatalf("fast path accepted %q, the slow path refuses it: %v", data, err)
 	}
 	var want Trigger

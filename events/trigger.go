@@ -51,7 +51,7 @@ func (t *Trigger) Live() bool { return t.Source != SourceTest }
 // written beside it.
 type Limits struct {
 	MaxTriggerBytes int           // 256 KiB
-	MaxHeaders      int           // 64
+	MaxHeaders      int           // 64, counted as written (a repeated name counts again)
 	MaxHeaderBytes  int           // 16 KiB, names and values of all headers together
 	MaxTimeout      time.Duration // 60 s
 }
@@ -117,14 +117,17 @@ func Decode(subjects Subjects, subject string, data []byte, limits Limits) (*Tri
 }
 
 // decodeJSON reads data into t: the fast decoder for the common shape,
-// else checkWellFormed and encoding/json. Both paths accept the same input
-// and give the same trigger (FuzzFastDecode).
+// else checkWellFormed, checkHeaderCount and encoding/json. Both paths
+// accept the same input and give the same trigger (FuzzFastDecode).
 func decodeJSON(data []byte, t *Trigger, limits Limits) error {
-	if fastDecode(data, t) {
+	if fastDecode(data, t, limits.MaxHeaders) {
 		return nil
 	}
 	*t = Trigger{}
 	if err := checkWellFormed(data); err != nil {
+		return err
+	}
+	if err := checkHeaderCount(data, limits.MaxHeaders); err != nil {
 		return err
 	}
 	err := json.Unmarshal(data, t)

@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -126,4 +127,60 @@ func hex4At(data []byte, i int) (rune, bool) {
 	}
 	n, err := strconv.ParseUint(string(data[i:i+4]), 16, 32)
 	return rune(n), err == nil
+}
+
+// checkHeaderCount refuses more than maxHeaders members in request.headers
+// before encoding/json builds the map: a 256 KiB trigger holds ~26,000
+// empty headers, ~3 MB of map, and only then would validate refuse them.
+// The members are found by encoding/json itself, into a shadow of Trigger
+// whose headers only count (no map, no copy), so every spelling it would
+// take as request.headers (another case, escapes, repeated members) is
+// counted; each member counts, as in fastDecode.
+func checkHeaderCount(data []byte, maxHeaders int) error {
+	var shadow struct {
+		Request struct {
+			Headers headerCount `json:"headers"`
+		} `json:"request"`
+	}
+	_ = json.Unmarshal(data, &shadow) // what does not count is reported by the real decoding
+	if n := int(shadow.Request.Headers); n > maxHeaders {
+		return invalid("request.headers has %d headers, more than the maximum of %d", n, maxHeaders)
+	}
+	return nil
+}
+
+// headerCount adds up the members of every JSON object it is decoded from.
+type headerCount int
+
+func (c *headerCount) UnmarshalJSON(data []byte) error {
+	*c += headerCount(countMembers(data))
+	return nil
+}
+
+// countMembers counts the members of the JSON object data (0 if data is
+// another kind of value): the colons at its own level, outside strings.
+func countMembers(data []byte) int {
+	if len(data) == 0 || data[0] != '{' {
+		return 0
+	}
+	n, depth := 0, 0
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ':':
+			if depth == 1 {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -119,17 +120,58 @@ func TestDecodeDepthLimitIsExact(t *testing.T) {
 	}
 }
 
-// TestDecodeDeepUsesLittleStack: refusing a 260 KB trigger nested 130,000
-// deep costs no more stack than a plain trigger does (it was 32 MiB left in
-// use per decode, 80 MB at the peak).
-func TestDecodeDeepUsesLittleStack(t *testing.T) {
-	for _, kind := range []string{"arrays", "objects", "mixed"} {
-		for _, closed := range []bool{true, false} {
-			data := triggerWith(`"t"`, "", `"x":`+nest(kind, 130_000, closed))
-			stack := decodeStack(func() { decodeInvalid(t, data) })
-			if stack > 256<<10 {
-				t.Errorf("%s closed=%v: decoding left %d KiB of stack in use", kind, closed, stack>>10)
-			}
+// TestDecodeCostIsBoundedByInput: no trigger of up to 256 KiB makes
+// Decode allocate more than a few times its own size or grow its stack, on either
+// path (issue 13: 130,000 levels of nesting left 32 MiB of stack per
+// decode, 80 MB at the peak; 26,000 empty headers built a 3 MB map before
+// being refused).
+func TestDecodeCostIsBoundedByInput(t *testing.T) {
+	fill := func(unit string, room int) string { return strings.Repeat(unit, room/len(unit)) }
+	const room = 250 << 10
+	headers := func() string {
+		var b strings.Builder
+		for i := 0; b.Len() < room; i++ {
+			fmt.Fprintf(&b, `"%x":"",`, i)
+		}
+		return strings.TrimSuffix(b.String(), ",")
+	}()
+	tests := map[string][]byte{
+		"headers":       triggerWith(`"t"`, `"headers":{`+headers+`}`, ""),
+		"same header":   triggerWith(`"t"`, `"headers":{`+strings.TrimSuffix(fill(`"A":"",`, room), ",")+`}`, ""),
+		"requests":      triggerWith(`"t"`, "", strings.TrimSuffix(fill(`"request":{"headers":{"A":""}},`, room), ",")),
+		"ids":           triggerWith(`"t"`, "", strings.TrimSuffix(fill(`"id":"abcdefgh",`, room), ",")),
+		"contexts":      triggerWith(`"t"`, "", strings.TrimSuffix(fill(`"context":{"a":1},`, room), ",")),
+		"number":        triggerWith(`"t"`, `"timeout_ms":`+fill("9", room), ""),
+		"escapes":       triggerWith(`"t"`, `"body":"`+fill(`\u00e9`, room)+`"`, ""),
+		"array":         triggerWith(`"t"`, "", `"x":[`+fill("0,", room)+`0]`),
+		"deep arrays":   triggerWith(`"t"`, "", `"x":`+nest("arrays", 130_000, true)),
+		"deep objects":  triggerWith(`"t"`, "", `"x":`+nest("objects", 50_000, true)),
+		"deep cut off":  triggerWith(`"t"`, "", `"x":`+nest("mixed", 40_000, false)),
+		"deep context":  triggerWith(`"t"`, "", `"context":`+nest("objects", 50_000, true)),
+		"deep headers":  triggerWith(`"t"`, `"headers":`+nest("objects", 50_000, true), ""),
+		"deep request":  triggerWith(`"t"`, `"x":`+nest("arrays", 130_000, true), ""),
+		"whole trigger": []byte(nest("arrays", 260_000, false)),
+	}
+	for name, data := range tests {
+		for path, in := range map[string][]byte{"fast": data, "slow": slowPath(data)} {
+			t.Run(name+"/"+path, func(t *testing.T) {
+				var heap uint64
+				stack := decodeStack(func() {
+					var before, after runtime.MemStats
+					runtime.ReadMemStats(&before)
+					decodeInvalid(t, in)
+					runtime.ReadMemStats(&after)
+					heap = after.TotalAlloc - before.TotalAlloc
+				})
+				// encoding/json refusing a 250 KB number makes three
+				// copies of it for its error: linear, and the most.
+				if limit := uint64(4*len(in) + 64<<10); heap > limit {
+					t.Errorf("decoding %d bytes allocated %d bytes, more than %d", len(in), heap, limit)
+				}
+				if stack > 256<<10 {
+					t.Errorf("decoding left %d KiB of stack in use", stack>>10)
+				}
+			})
 		}
 	}
 }
@@ -235,7 +277,7 @@ func FuzzDecodeDepth(f *testing.F) {
 		tooDeep := base+levels > MaxDepth
 		if tooDeep {
 			var tr Trigger
-			if fastDecode(data, &tr) {
+			if fastDecode(data, &tr, 64) {
 				t.Fatalf("the fast path accepted %d levels", base+levels)
 			}
 		}
