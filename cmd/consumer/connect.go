@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -101,6 +104,9 @@ func connectService(ctx context.Context, s *settings, log *slog.Logger) (*conn, 
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
 		c.srv, err = embedded.Start(embedded.Options{StoreDir: dir, Listen: s.Listen})
+		if errors.Is(err, embedded.ErrAddrInUse) {
+			return nil, fmt.Errorf("ACTIONS_NATS_LISTEN: %w", err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -108,10 +114,17 @@ func connectService(ctx context.Context, s *settings, log *slog.Logger) (*conn, 
 		opts = append(opts, nats.InProcessServer(c.srv))
 		url = c.srv.ClientURL()
 	}
-	c.nc, err = nats.Connect(url, opts...)
+	if c.srv != nil {
+		c.nc, err = nats.Connect(url, opts...) // in-process: no network to wait for
+	} else {
+		c.nc, err = connectRetry(ctx, url, opts, log)
+	}
 	if err != nil {
 		c.close()
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(url), err)
+		if c.srv != nil {
+			return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(url), err)
+		}
+		return nil, err
 	}
 	c.js, err = jetstream.New(c.nc)
 	if err != nil {
@@ -119,6 +132,58 @@ func connectService(ctx context.Context, s *settings, log *slog.Logger) (*conn, 
 		return nil, err
 	}
 	return c, nil
+}
+
+// connectRetry connects to url, retrying with exponential backoff (up to
+// 10 s apart) while no server answers, until ctx ends: a service started
+// before its NATS cluster waits for it. Each wait is logged with the URL,
+// the attempt and the delay. Errors a retry cannot fix (credentials
+// refused, a missing file, TLS required on one side only) end it at once.
+func connectRetry(ctx context.Context, url string, opts []nats.Option, log *slog.Logger) (*nats.Conn, error) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 250 * time.Millisecond
+	b.MaxInterval = 10 * time.Second
+	b.MaxElapsedTime = 0 // until ctx ends
+	shown := redactURLs(url)
+	attempt := 0
+	var nc *nats.Conn
+	var last error
+	err := backoff.RetryNotify(func() error {
+		attempt++
+		var err error
+		nc, err = nats.Connect(url, opts...)
+		if err != nil {
+			last = err
+			if permanentConnectError(err) {
+				return backoff.Permanent(err)
+			}
+		}
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, next time.Duration) {
+		log.Warn("waiting for NATS", "url", shown, "attempt", attempt, "retry_in", next.Round(time.Millisecond).String(), "err", err)
+	})
+	if err != nil {
+		if ctx.Err() != nil && last != nil {
+			return nil, fmt.Errorf("connect to NATS at %s: gave up after %d attempts (%w); last error: %v", shown, attempt, ctx.Err(), last)
+		}
+		return nil, fmt.Errorf("connect to NATS at %s: %w", shown, err)
+	}
+	if attempt > 1 {
+		log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "attempt", attempt)
+	}
+	return nc, nil
+}
+
+// permanentConnectError reports whether a retry of the connect cannot
+// succeed without an operator's change.
+func permanentConnectError(err error) bool {
+	for _, p := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired,
+		nats.ErrSecureConnRequired, nats.ErrSecureConnWanted, nats.ErrNkeysNotSupported, fs.ErrNotExist, fs.ErrPermission} {
+		if errors.Is(err, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // connectClient connects a tool (trigger, logs, tokens, breakers) to

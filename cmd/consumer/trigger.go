@@ -9,11 +9,13 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"customactions/consumer"
 	"customactions/events"
 )
 
@@ -103,6 +105,9 @@ func runTrigger(ctx context.Context, args []string, _ func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if err := checkIDs(events.NewSubjects(s.Prefix), t); err != nil {
+		return err // before connecting: nothing to wait for
+	}
 	c, err := connectClient(s)
 	if err != nil {
 		return err
@@ -127,8 +132,15 @@ func runTrigger(ctx context.Context, args []string, _ func(string) string, stdou
 // publishTrigger publishes t with its id as Nats-Msg-Id and, when wait is
 // positive, waits that long for its result, which it returns parsed and as
 // received. published, if set, is called once JetStream stored the trigger.
+//
+// The ids that name the subject and the Nats-Msg-Id header are checked
+// first (checkIDs), so it never publishes on a malformed subject; the rest
+// of the trigger is left to the consumer, whose rejection is the result.
 func publishTrigger(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, subjects events.Subjects, t *events.Trigger,
 	wait time.Duration, published func(*jetstream.PubAck)) (*events.Result, []byte, error) {
+	if err := checkIDs(subjects, t); err != nil {
+		return nil, nil, err
+	}
 	results := make(chan *nats.Msg, 64)
 	if wait > 0 {
 		sub, err := nc.ChanSubscribe(subjects.Result(t.ActionID), results)
@@ -170,6 +182,41 @@ func publishTrigger(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 			}
 		}
 	}
+}
+
+// checkIDs reports the first id of t that would make its subject
+// malformed or its Nats-Msg-Id header unusable: the prefix, the action id
+// and the token id must match ^[A-Za-z0-9_-]{1,128}$, the source be inbox,
+// bot or test, and the trigger id be 1 to 128 bytes of UTF-8 without
+// control characters (the contract's rule; it is sent as a header value).
+func checkIDs(subjects events.Subjects, t *events.Trigger) error {
+	switch {
+	case consumer.ValidatePrefix(subjects.Prefix) != nil:
+		return fmt.Errorf("trigger: ACTIONS_PREFIX: %w", consumer.ValidatePrefix(subjects.Prefix))
+	case !events.ValidID(t.ActionID):
+		return fmt.Errorf("trigger: action id %q (-action or action_id) must match ^[A-Za-z0-9_-]{1,128}$", t.ActionID)
+	case !events.ValidSource(t.Source):
+		return fmt.Errorf("trigger: source %q (-source or source) must be inbox, bot or test", t.Source)
+	case t.TokenID != "" && !events.ValidID(t.TokenID):
+		return fmt.Errorf("trigger: token id %q (-token or token_id) must match ^[A-Za-z0-9_-]{1,128}$", t.TokenID)
+	case !validTriggerID(t.ID):
+		return fmt.Errorf("trigger: trigger id %q (-id or id) must be 1 to 128 bytes of UTF-8 without control characters", t.ID)
+	}
+	return nil
+}
+
+// validTriggerID is the consumer's rule for a trigger id (the events
+// package keeps its own unexported).
+func validTriggerID(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !utf8.ValidString(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func readFileArg(name string) ([]byte, error) {
