@@ -48,7 +48,8 @@ func (r *Request) Timeout() time.Duration {
 func (t *Trigger) Live() bool { return t.Source != SourceTest }
 
 // Limits bound what a trigger may ask for. A zero field takes the default
-// written beside it.
+// written beside it. Nesting is bounded by MaxDepth, which is not a
+// setting.
 type Limits struct {
 	MaxTriggerBytes int           // 256 KiB
 	MaxHeaders      int           // 64, counted as written (a repeated name counts again)
