@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // minSecretRunes is the length below which a secret is not redacted:
@@ -38,12 +39,32 @@ const minPatternLen = 4
 // an encoded one by "****". Secrets shorter than 4 characters are left
 // alone. A Redactor is immutable and safe for concurrent use; the nil
 // *Redactor masks nothing.
+//
+// The search is one pass of Wu-Manber over the text (it skips ahead by up
+// to the length of the shortest form), and one more over a decoded copy
+// only when the text holds an escape that decodes to a character of some
+// form.
 type Redactor struct {
 	pats   []pattern
-	index  map[uint16][]int32 // patterns by their first two bytes
-	bits   [1 << 16 / 64]uint64
+	m      int // length of the shortest pattern
 	maxLen int
+	// maxShift-less[h] is how far the window may move when its last two
+	// bytes hash to h; head[h]-1 is the first pattern whose first m bytes
+	// end with such two bytes, next[i]-1 the one after pattern i.
+	maxShift uint8
+	less     [hashSize]uint8
+	head     [hashSize]int32
+	next     []int32
+	// alpha holds the bytes that occur in some pattern: an escape that
+	// decodes to none of them cannot be part of a secret (unless it
+	// decodes to an escape character that starts an escape of the next
+	// layer).
+	alpha [256]bool
 }
+
+const hashSize = 1 << 12
+
+func blockHash(a, b byte) int { return (int(a)<<5 ^ int(b)) & (hashSize - 1) }
 
 type pattern struct {
 	s    string
@@ -59,18 +80,17 @@ type span struct {
 // NewRedactor returns a Redactor of the given secrets. Empty secrets and
 // secrets shorter than 4 characters are skipped.
 func NewRedactor(secrets ...string) *Redactor {
-	r := &Redactor{index: map[uint16][]int32{}}
-	seen := map[string]bool{}
+	r := &Redactor{pats: make([]pattern, 0, 16*len(secrets))}
 	add := func(s, mask string) {
-		if len(s) < minPatternLen || seen[s] {
+		if len(s) < minPatternLen {
 			return
 		}
-		seen[s] = true
-		k := uint16(s[0]) | uint16(s[1])<<8
-		r.bits[k>>6] |= 1 << (k & 63)
-		r.index[k] = append(r.index[k], int32(len(r.pats)))
+		for _, p := range r.pats {
+			if p.s == s {
+				return
+			}
+		}
 		r.pats = append(r.pats, pattern{s: s, mask: mask})
-		r.maxLen = max(r.maxLen, len(s))
 	}
 	for _, s := range secrets {
 		if utf8.RuneCountInString(s) < minSecretRunes {
@@ -80,31 +100,61 @@ func NewRedactor(secrets ...string) *Redactor {
 		if strings.Contains(s, " ") {
 			add(strings.ReplaceAll(s, " ", "+"), maskPrefix)
 		}
-		add(hex.EncodeToString([]byte(s)), maskPrefix)
-		add(strings.ToUpper(hex.EncodeToString([]byte(s))), maskPrefix)
-		for _, text := range []string{s, url.QueryEscape(s)} {
-			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-				for _, form := range base64Forms(text, enc) {
+		h := hex.EncodeToString([]byte(s))
+		add(h, maskPrefix)
+		add(strings.ToUpper(h), maskPrefix)
+		q := url.QueryEscape(s)
+		for _, text := range []string{s, q} {
+			std := base64Forms(text, base64.RawStdEncoding)
+			for _, form := range std {
+				add(form, maskPrefix)
+			}
+			if slices.ContainsFunc(std[:], func(f string) bool { return strings.ContainsAny(f, "+/") }) {
+				for _, form := range base64Forms(text, base64.RawURLEncoding) {
 					add(form, maskPrefix)
 				}
 			}
+			if q == s {
+				break
+			}
 		}
+	}
+	if len(r.pats) == 0 {
+		return r
+	}
+	r.m = len(r.pats[0].s)
+	for _, p := range r.pats {
+		r.m = min(r.m, len(p.s))
+		r.maxLen = max(r.maxLen, len(p.s))
+		for i := 0; i < len(p.s); i++ {
+			r.alpha[p.s[i]] = true
+		}
+	}
+	r.maxShift = uint8(min(r.m-1, 255))
+	r.next = make([]int32, len(r.pats))
+	for i, p := range r.pats {
+		for j := 1; j < r.m; j++ {
+			h := blockHash(p.s[j-1], p.s[j])
+			if shift := uint8(min(r.m-1-j, 255)); r.maxShift-r.less[h] > shift {
+				r.less[h] = r.maxShift - shift
+			}
+		}
+		h := blockHash(p.s[r.m-2], p.s[r.m-1])
+		r.next[i], r.head[h] = r.head[h], int32(i+1)
 	}
 	return r
 }
 
-// base64Forms returns the base64 encodings of s: padded, raw, and for each
-// of the three alignments s can have inside a longer encoded text, the
-// characters that only depend on the bytes of s.
-func base64Forms(s string, enc *base64.Encoding) []string {
-	full := enc.EncodeToString([]byte(s))
-	forms := []string{full, strings.TrimRight(full, "=")}
-	raw := enc.WithPadding(base64.NoPadding)
-	for a := range 3 {
-		b := make([]byte, a, a+len(s))
-		e := raw.EncodeToString(append(b, s...))
-		from, to := (8*a+5)/6, 8*(a+len(s))/6
-		forms = append(forms, e[from:to])
+// base64Forms returns the base64 encodings of s (enc has no padding):
+// raw, padded, and for each of the three alignments s can have inside a
+// longer encoded text, the characters that only depend on the bytes of s.
+func base64Forms(s string, enc *base64.Encoding) [5]string {
+	raw := enc.EncodeToString([]byte(s))
+	forms := [5]string{raw, raw + "=="[:(4-len(raw)%4)%4], raw[:8*len(s)/6]}
+	b := make([]byte, 2, 2+len(s))
+	for a := 1; a <= 2; a++ {
+		e := enc.EncodeToString(append(b[2-a:2:2], s...))
+		forms[2+a] = e[(8*a+5)/6 : 8*(a+len(s))/6]
 	}
 	return forms
 }
@@ -121,7 +171,7 @@ func (r *Redactor) Lookahead() int {
 
 // String returns s with every secret masked (s itself when none is in it).
 func (r *Redactor) String(s string) string {
-	spans := find(r, s)
+	spans := r.find(s)
 	if len(spans) == 0 {
 		return s
 	}
@@ -131,12 +181,16 @@ func (r *Redactor) String(s string) string {
 // Bytes returns b with every secret masked: b itself when none is in it,
 // otherwise a new slice.
 func (r *Redactor) Bytes(b []byte) []byte {
-	spans := find(r, b)
+	spans := r.find(readOnly(b))
 	if len(spans) == 0 {
 		return b
 	}
-	return apply(b, spans)
+	return apply(readOnly(b), spans)
 }
+
+// readOnly returns the bytes of b as a string without copying them, for a
+// search that neither keeps the string nor runs while b changes.
+func readOnly(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // Cap masks b and keeps at most its first n bytes; truncated reports
 // whether b was longer than n. Read n+Lookahead() bytes (or all of a
@@ -149,8 +203,9 @@ func (r *Redactor) Cap(b []byte, n int) (out []byte, truncated bool) {
 	if len(b) <= n {
 		return r.Bytes(b), false
 	}
-	spans := find(r, b)
-	cut := r.trimPartial(b[:n])
+	text := readOnly(b)
+	spans := r.find(text)
+	cut := r.trimPartial(text[:n])
 	for _, s := range spans {
 		if s.start < cut && s.end > cut {
 			cut = s.start
@@ -162,45 +217,54 @@ func (r *Redactor) Cap(b []byte, n int) (out []byte, truncated bool) {
 			kept = append(kept, s)
 		}
 	}
-	return apply(b[:cut], kept), true
+	return apply(text[:cut], kept), true
 }
 
 // find returns the parts of text that hold a secret, sorted and merged.
-func find[T string | []byte](r *Redactor, text T) []span {
-	if r == nil || len(r.pats) == 0 || len(text) < minPatternLen {
+func (r *Redactor) find(text string) []span {
+	if r == nil || len(r.pats) == 0 || len(text) < r.m {
 		return nil
 	}
-	spans := scan(r, text, nil, nil)
-	if hasEscape(text) {
-		view, starts := decodeLayer(text, nil)
-		for layer := 0; view != nil && layer < 3; layer++ {
-			spans = scan(r, view, starts, spans)
-			view, starts = decodeLayer(view, starts)
+	spans := r.scan(text, nil, nil)
+	var v *view
+	for layer := 0; layer < 3; layer++ {
+		src := text
+		if v != nil {
+			src = v.text
 		}
+		next := r.decode(src, v)
+		if next == nil {
+			break
+		}
+		spans = r.scan(next.text, next, spans)
+		v = next
 	}
 	return merge(spans)
 }
 
-// scan appends the occurrences of every pattern in view, as spans of the
-// original text: starts[i] is where the byte view[i] comes from (nil when
-// view is the original text).
-func scan[T string | []byte](r *Redactor, view T, starts []int32, spans []span) []span {
-	for i := 0; i+1 < len(view); i++ {
-		k := uint16(view[i]) | uint16(view[i+1])<<8
-		if r.bits[k>>6]&(1<<(k&63)) == 0 {
+// scan appends the occurrences of every pattern in text, as spans of the
+// original text (v maps text to it; nil when text is the original).
+func (r *Redactor) scan(text string, v *view, spans []span) []span {
+	m := r.m
+	for i := m - 1; i < len(text); {
+		h := blockHash(text[i-1], text[i])
+		if s := r.maxShift - r.less[h]; s > 0 {
+			i += int(s)
 			continue
 		}
-		for _, pi := range r.index[k] {
-			p := &r.pats[pi]
-			if len(view)-i < len(p.s) || string(view[i:i+len(p.s)]) != p.s {
+		start := i - m + 1
+		for pi := r.head[h]; pi != 0; pi = r.next[pi-1] {
+			p := &r.pats[pi-1]
+			if len(text)-start < len(p.s) || text[start:start+len(p.s)] != p.s {
 				continue
 			}
-			s, e := i, i+len(p.s)
-			if starts != nil {
-				s, e = int(starts[s]), int(starts[e])
+			s, e := start, start+len(p.s)
+			if v != nil {
+				s, e = v.orig(s), v.orig(e)
 			}
 			spans = append(spans, span{start: s, end: e, mask: p.mask})
 		}
+		i++
 	}
 	return spans
 }
@@ -231,7 +295,7 @@ func merge(spans []span) []span {
 	return out
 }
 
-func apply[T string | []byte](text T, spans []span) []byte {
+func apply(text string, spans []span) []byte {
 	out := make([]byte, 0, len(text))
 	at := 0
 	for _, s := range spans {
@@ -242,16 +306,149 @@ func apply[T string | []byte](text T, spans []span) []byte {
 	return append(out, text[at:]...)
 }
 
-// trimPartial returns where the kept text b ends once a trailing escape cut
+// view is a text with one layer of escapes decoded, and where each of its
+// bytes comes from in the text it was decoded from (src, itself a view or
+// the original text when nil).
+type view struct {
+	text string
+	escs []decoded
+	src  *view
+}
+
+// decoded is an escape of the source text at [r, r+rn), decoded into the
+// view's bytes [d, d+dn).
+type decoded struct{ d, dn, r, rn int32 }
+
+// orig returns the offset in the original text of the view's byte d (or of
+// the end, d == len(text)). The continuation bytes of a decoded character
+// map to the end of its escape, so a span that ends inside the character
+// covers all of the escape.
+func (v *view) orig(d int) int {
+	for ; v != nil; v = v.src {
+		k, _ := slices.BinarySearchFunc(v.escs, d+1, func(e decoded, t int) int { return cmp.Compare(int(e.d), t) })
+		if k--; k < 0 {
+			continue
+		}
+		e := v.escs[k]
+		switch {
+		case d == int(e.d):
+			d = int(e.r)
+		case d < int(e.d+e.dn):
+			d = int(e.r + e.rn)
+		default:
+			d = int(e.r+e.rn) + d - int(e.d+e.dn)
+		}
+	}
+	return d
+}
+
+// decode returns src with its URL, JSON and HTML escapes decoded, as a
+// view over src (which comes from the view from, nil for the original
+// text), or nil when no escape of src decodes to a byte of some pattern.
+// Other escapes are left as they are: no secret can go through them.
+func (r *Redactor) decode(src string, from *view) *view {
+	var out []byte
+	var escs []decoded
+	copied := 0
+	var buf [8]byte
+	f := escapeFinder{s: src, next: [3]int{-1, -1, -1}}
+	for i := 0; i < len(src); {
+		j := f.from(i)
+		if j < 0 {
+			break
+		}
+		dec, n := decodeEscape(src[j:min(len(src), j+14)], buf[:0])
+		if n == 0 {
+			i = j + 1
+			continue
+		}
+		i = j + n
+		if !r.relevant(dec, src[i:]) {
+			continue
+		}
+		if out == nil {
+			out = make([]byte, 0, len(src))
+		}
+		out = append(out, src[copied:j]...)
+		escs = append(escs, decoded{d: int32(len(out)), dn: int32(len(dec)), r: int32(j), rn: int32(n)})
+		out = append(out, dec...)
+		copied = i
+	}
+	if out == nil {
+		return nil
+	}
+	out = append(out, src[copied:]...)
+	return &view{text: string(out), escs: escs, src: from}
+}
+
+// relevant reports whether the bytes an escape decodes to, followed by
+// rest, may be part of a secret: one of them occurs in some pattern, or is
+// an escape character that may start an escape of the next layer ("%2541"
+// is "%41", then "A").
+func (r *Redactor) relevant(dec []byte, rest string) bool {
+	for _, c := range dec {
+		if r.alpha[c] || (c == '%' || c == '\\' || c == '&') && leadsEscape(c, rest) {
+			return true
+		}
+	}
+	return false
+}
+
+// leadsEscape reports whether the escape character c followed by rest may
+// start an escape: it does, or rest ends before it could, or rest starts
+// with an escape (which may decode to the rest of one).
+func leadsEscape(c byte, rest string) bool {
+	if rest == "" || rest[0] == '%' || rest[0] == '\\' || rest[0] == '&' {
+		return true
+	}
+	var b [14]byte
+	b[0] = c
+	n := copy(b[1:], rest)
+	t := string(b[:1+n])
+	if _, k := decodeEscape(t, nil); k > 0 {
+		return true
+	}
+	return len(rest) < len(b)-1 && incompleteEscape(t) == 0
+}
+
+// escapeFinder finds the next '%', '\\' or '&' of a text, remembering
+// where each of them is next so the text is read once for each.
+type escapeFinder struct {
+	s    string
+	next [3]int // -1: not searched yet
+}
+
+var escapeChars = [3]byte{'%', '\\', '&'}
+
+// from returns the index of the first escape character at or after i, or
+// -1.
+func (f *escapeFinder) from(i int) int {
+	best := -1
+	for k, c := range escapeChars {
+		if f.next[k] < i && f.next[k] != len(f.s) {
+			if j := strings.IndexByte(f.s[i:], c); j >= 0 {
+				f.next[k] = i + j
+			} else {
+				f.next[k] = len(f.s)
+			}
+		}
+		if f.next[k] < len(f.s) && (best < 0 || f.next[k] < best) {
+			best = f.next[k]
+		}
+	}
+	return best
+}
+
+// trimPartial returns where the kept text ends once a trailing escape cut
 // short, or a trailing start of a secret's form (in b or in b decoded), is
 // dropped.
-func (r *Redactor) trimPartial(b []byte) int {
+func (r *Redactor) trimPartial(text string) int {
 	if r == nil || len(r.pats) == 0 {
-		return len(b)
+		return len(text)
 	}
-	cut := len(b)
+	cut := len(text)
 	for range 4 {
-		next := r.partialStart(b[:cut])
+		next := r.partialStart(text[:cut])
 		if next == cut {
 			break
 		}
@@ -260,45 +457,32 @@ func (r *Redactor) trimPartial(b []byte) int {
 	return cut
 }
 
-func (r *Redactor) partialStart(b []byte) int {
-	cut := len(b)
-	view, starts := string(b), []int32(nil)
+func (r *Redactor) partialStart(text string) int {
+	cut := len(text)
+	var v *view
 	for layer := 0; ; layer++ {
-		at := func(i int) int {
-			if starts == nil {
-				return i
-			}
-			return int(starts[i])
+		cur := text
+		if v != nil {
+			cur = v.text
 		}
-		if i := incompleteEscape(view); i < len(view) {
-			cut = min(cut, at(i))
+		if i := incompleteEscape(cur); i < len(cur) {
+			cut = min(cut, v.orig(i))
 		}
 		for _, p := range r.pats {
-			for k := min(len(p.s)-1, len(view)); k >= 2; k-- {
-				if strings.HasSuffix(view, p.s[:k]) {
-					cut = min(cut, at(len(view)-k))
+			for k := min(len(p.s)-1, len(cur)); k >= 2; k-- {
+				if strings.HasSuffix(cur, p.s[:k]) {
+					cut = min(cut, v.orig(len(cur)-k))
 					break
 				}
 			}
 		}
-		if layer == 3 || !hasEscape(view) {
+		if layer == 3 {
 			return cut
 		}
-		v, s := decodeLayer(view, starts)
-		if v == nil {
+		if v = r.decode(cur, v); v == nil {
 			return cut
 		}
-		view, starts = string(v), s
 	}
-}
-
-func hasEscape[T string | []byte](text T) bool {
-	for i := 0; i < len(text); i++ {
-		if c := text[i]; c == '%' || c == '\\' || c == '&' {
-			return true
-		}
-	}
-	return false
 }
 
 // incompleteEscape returns where an escape sequence that the end of s cuts
@@ -328,63 +512,6 @@ func incompleteEscape(s string) int {
 		}
 	}
 	return len(s)
-}
-
-// decodeLayer decodes one layer of URL, JSON and HTML escapes in src; the
-// start of each decoded byte in the original text goes into the second
-// result, with one more entry for the end. starts maps src to the original
-// text (nil: src is the original). It returns nil when src has no escape.
-func decodeLayer[T string | []byte](src T, starts []int32) ([]byte, []int32) {
-	at := func(i int) int32 {
-		if starts == nil {
-			return int32(i)
-		}
-		return starts[i]
-	}
-	var dst []byte
-	var ds []int32
-	copied := 0
-	var buf [8]byte
-	for i := 0; i < len(src); {
-		c := src[i]
-		if c != '%' && c != '\\' && c != '&' {
-			i++
-			continue
-		}
-		dec, n := decodeEscape(string(src[i:min(len(src), i+14)]), buf[:0])
-		if n == 0 {
-			i++
-			continue
-		}
-		if dst == nil {
-			dst, ds = make([]byte, 0, len(src)), make([]int32, 0, len(src)+1)
-		}
-		dst = append(dst, src[copied:i]...)
-		for j := copied; j < i; j++ {
-			ds = append(ds, at(j))
-		}
-		// The continuation bytes of a decoded character start where the
-		// escape ends, so a span that ends inside the character covers
-		// all of the escape.
-		for k := range dec {
-			if k == 0 {
-				ds = append(ds, at(i))
-			} else {
-				ds = append(ds, at(i+n))
-			}
-		}
-		dst = append(dst, dec...)
-		i += n
-		copied = i
-	}
-	if dst == nil {
-		return nil, nil
-	}
-	dst = append(dst, src[copied:]...)
-	for j := copied; j <= len(src); j++ {
-		ds = append(ds, at(j))
-	}
-	return dst, ds
 }
 
 // decodeEscape decodes the escape sequence at the start of s into buf and
