@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,19 +15,8 @@ import (
 	"customactions/breaker"
 	"customactions/events"
 	"customactions/internal/natstest"
+	"customactions/internal/testclock"
 )
-
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // startWithBreaker runs a replica with a shared breaker on its own
 // connection, publishing transitions as log events, and serving admin
@@ -39,13 +28,8 @@ func (h *harness) startWithBreaker(s breaker.Settings, clock func() time.Time) (
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	var svc *Service
-	var svcMu sync.Mutex
-	br, err := breaker.New(kv, s, breaker.WithClock(clock), breaker.OnTransition(func(tr breaker.Transition) {
-		svcMu.Lock()
-		defer svcMu.Unlock()
-		svc.PublishTransition(tr)
-	}))
+	pub := events.NewPublisher(js, events.NewSubjects(h.cfg.Prefix))
+	br, err := breaker.New(kv, s, breaker.WithClock(clock), breaker.OnTransition(TransitionLog(pub, slog.New(slog.DiscardHandler), time.Now)))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -54,11 +38,8 @@ func (h *harness) startWithBreaker(s breaker.Settings, clock func() time.Time) (
 	if err := br.Watch(ctx); err != nil {
 		h.t.Fatal(err)
 	}
-	svcMu.Lock()
 	rep := h.start(WithBreaker(br))
-	svc = rep.svc
-	svcMu.Unlock()
-	adm := admin.New(h.cfg.Prefix, svc.Tokens(), svc.Manager(), auth.NewFetcher(), br, nil)
+	adm := admin.New(h.cfg.Prefix, rep.svc.Tokens(), rep.svc.Manager(), auth.NewFetcher(), br, nil)
 	sub, err := adm.Subscribe(nc)
 	if err != nil {
 		h.t.Fatal(err)
@@ -69,7 +50,7 @@ func (h *harness) startWithBreaker(s breaker.Settings, clock func() time.Time) (
 
 func TestBreakerTwoReplicasPauseTogether(t *testing.T) {
 	h := newHarness(t, Config{Workers: 8})
-	clock := &testClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	var calls, late atomic.Int64
 	var brA, brB *breaker.Breaker
 	var ready atomic.Bool
@@ -151,7 +132,7 @@ func TestBreakerTwoReplicasPauseTogether(t *testing.T) {
 
 func TestBreakerTestTriggersBypassAndAdminReset(t *testing.T) {
 	h := newHarness(t, Config{Workers: 4})
-	clock := &testClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	fail := atomic.Bool{}
 	fail.Store(true)
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +209,7 @@ func TestBreakerTestTriggersBypassAndAdminReset(t *testing.T) {
 
 func TestBreakerProbeAfterCooldown(t *testing.T) {
 	h := newHarness(t, Config{Workers: 4})
-	clock := &testClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	var fail atomic.Bool
 	fail.Store(true)
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
@@ -249,7 +230,7 @@ func TestBreakerProbeAfterCooldown(t *testing.T) {
 	if r := trig("paused"); r.Status != events.StatusBreakerOpen {
 		t.Fatalf("while open: %+v", r)
 	}
-	clock.Add(31 * time.Second)
+	clock.Advance(31 * time.Second)
 	if r := trig("probe1"); r.Status != events.StatusFailed { // failed probe: open again, 60 s
 		t.Fatalf("probe: %+v", r)
 	}
@@ -259,11 +240,11 @@ func TestBreakerProbeAfterCooldown(t *testing.T) {
 	if st := br.Get("act"); st.CooldownMS != 60000 {
 		t.Errorf("cool-down after a failed probe %d ms, want 60000", st.CooldownMS)
 	}
-	clock.Add(31 * time.Second)
+	clock.Advance(31 * time.Second)
 	if r := trig("still-paused"); r.Status != events.StatusBreakerOpen {
 		t.Fatalf("within the doubled cool-down: %+v", r)
 	}
-	clock.Add(30 * time.Second)
+	clock.Advance(30 * time.Second)
 	fail.Store(false)
 	if r := trig("probe2"); r.Status != events.StatusSucceeded {
 		t.Fatalf("second probe: %+v", r)

@@ -42,7 +42,7 @@ type Config struct {
 
 	Replicas        int           // 1 (3 on a cluster)
 	Workers         int           // 64 triggers at once per process
-	Prefetch        int           // 0: triggers buffered beyond Workers (see WithDefaults)
+	Prefetch        int           // 64 triggers pulled ahead of the workers; NoPrefetch (-1) for none
 	MaxAckPending   int           // 1024, across all replicas
 	AckWait         time.Duration // 30 s; long calls are kept alive with InProgress
 	MaxDeliver      int           // 5 deliveries before a trigger is dead-lettered
@@ -56,6 +56,10 @@ type Config struct {
 	RetentionMaxAge time.Duration // 7 days of results and log events
 	DuplicateWindow time.Duration // 2 min, deduplication of triggers and results (nats-server keeps every id of the window in memory)
 }
+
+// NoPrefetch as Config.Prefetch pulls only as many triggers as there are
+// workers.
+const NoPrefetch = -1
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
@@ -81,7 +85,10 @@ func (c Config) WithDefaults() Config {
 	}
 	defInt(&c.Replicas, 1)
 	defInt(&c.Workers, 64)
-	if c.Prefetch < 0 {
+	switch {
+	case c.Prefetch == 0:
+		c.Prefetch = 64
+	case c.Prefetch < 0:
 		c.Prefetch = 0
 	}
 	defInt(&c.MaxAckPending, 1024)

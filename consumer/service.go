@@ -48,6 +48,7 @@ type Service struct {
 	beforeAck func(jetstream.Msg) bool
 
 	holds     *holds
+	ready     chan struct{}
 	inFlight  atomic.Int64
 	processed atomic.Int64
 	running   atomic.Bool
@@ -83,7 +84,7 @@ func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*S
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, js: js, res: res, subjects: events.NewSubjects(cfg.Prefix),
+	s := &Service{cfg: cfg, js: js, res: res, subjects: events.NewSubjects(cfg.Prefix), ready: make(chan struct{}),
 		log: slog.New(slog.DiscardHandler), now: time.Now, rejected: rateLimiter{every: time.Second}}
 	for _, o := range opts {
 		o(s)
@@ -111,6 +112,9 @@ func (s *Service) InFlight() int64 { return s.inFlight.Load() }
 
 // Processed returns the number of triggers finished (acked) since start.
 func (s *Service) Processed() int64 { return s.processed.Load() }
+
+// Ready is closed once Run consumes triggers.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Running reports whether the consume loop is running.
 func (s *Service) Running() bool { return s.running.Load() }
@@ -159,6 +163,7 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	}
 	s.log.Info("consuming triggers", "stream", s.cfg.TriggerStream, "durable", s.cfg.Durable, "workers", s.cfg.Workers)
+	close(s.ready)
 
 	<-ctx.Done()
 	s.log.Info("shutting down: no new triggers, finishing in-flight ones", "in_flight", s.inFlight.Load(), "bound", s.cfg.ShutdownTimeout.String())

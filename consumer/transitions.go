@@ -3,17 +3,23 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"customactions/breaker"
 	"customactions/events"
 )
 
-// PublishTransition publishes the log event of a breaker transition
-// (breaker_opened, breaker_half_open, breaker_closed) with the counts that
-// caused it. Wire it to breaker.OnTransition.
-func (s *Service) PublishTransition(tr breaker.Transition) {
-	ev := &events.LogEvent{Time: events.FormatTime(s.now()), ActionID: tr.ActionID,
+// TransitionLog returns what publishes the log event of a breaker
+// transition (breaker_opened, breaker_half_open, breaker_closed) with the
+// counts that caused it, through pub. Wire it to breaker.OnTransition; it
+// needs no Service, so the breaker can be made first.
+func TransitionLog(pub *events.Publisher, log *slog.Logger, now func() time.Time) func(breaker.Transition) {
+	return func(tr breaker.Transition) { publishTransition(pub, log, now, tr) }
+}
+
+func publishTransition(pub *events.Publisher, log *slog.Logger, now func() time.Time, tr breaker.Transition) {
+	ev := &events.LogEvent{Time: events.FormatTime(now()), ActionID: tr.ActionID,
 		Details: map[string]any{"from": tr.From.String(), "to": tr.To.String(), "generation": tr.Generation, "reason": tr.Reason}}
 	switch tr.To {
 	case breaker.Open:
@@ -31,8 +37,8 @@ func (s *Service) PublishTransition(tr breaker.Transition) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	msgID := fmt.Sprintf("breaker-%s-%d", tr.ActionID, tr.Generation)
-	if err := s.pub.Log(ev, msgID).Wait(ctx); err != nil {
-		s.log.Warn("publish breaker event", "action_id", tr.ActionID, "event", ev.Event, "err", err)
+	if err := pub.Log(ev, msgID).Wait(ctx); err != nil {
+		log.Warn("publish breaker event", "action_id", tr.ActionID, "event", ev.Event, "err", err)
 	}
-	s.log.Info("breaker transition", "action_id", tr.ActionID, "from", tr.From, "to", tr.To, "reason", tr.Reason)
+	log.Info("breaker transition", "action_id", tr.ActionID, "from", tr.From, "to", tr.To, "reason", tr.Reason)
 }

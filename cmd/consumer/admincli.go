@@ -81,16 +81,17 @@ type adminCommand struct {
 	resource, verb string
 	fs             *flag.FlagSet
 	output         *string
+	getenv         func(string) string
 }
 
 // parseAdminCommand reads `<verb> [flags] [args]`; flags adds the
 // command's own flags.
-func parseAdminCommand(resource, usage string, args []string, stderr io.Writer, flags func(*flag.FlagSet)) (*adminCommand, error) {
+func parseAdminCommand(resource, usage string, args []string, getenv func(string) string, stderr io.Writer, flags func(*flag.FlagSet)) (*adminCommand, error) {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return nil, exitCode(2)
 	}
-	a := &adminCommand{resource: resource, verb: args[0], fs: flag.NewFlagSet(resource+" "+args[0], flag.ContinueOnError)}
+	a := &adminCommand{resource: resource, verb: args[0], fs: flag.NewFlagSet(resource+" "+args[0], flag.ContinueOnError), getenv: getenv}
 	a.fs.SetOutput(stderr)
 	a.output = a.fs.String("o", "text", "output: text or json")
 	if flags != nil {
@@ -106,7 +107,7 @@ func parseAdminCommand(resource, usage string, args []string, stderr io.Writer, 
 // with -o json) and ends the command with exit code 1; with -o json the
 // reply is printed and done is true.
 func (a *adminCommand) request(ctx context.Context, body any, stdout, stderr io.Writer) (reply json.RawMessage, done bool, err error) {
-	s, err := loadSettings()
+	s, err := loadSettings(a.getenv)
 	if err != nil {
 		return nil, true, err
 	}
@@ -125,9 +126,9 @@ func (a *adminCommand) request(ctx context.Context, body any, stdout, stderr io.
 	return reply, false, nil
 }
 
-func runTokens(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+func runTokens(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var file *string
-	a, err := parseAdminCommand("tokens", "usage: consumer tokens test|save -f FILE | get ID | list | delete ID   [-o json]", args, stderr,
+	a, err := parseAdminCommand("tokens", "usage: consumer tokens test|save -f FILE | get ID | list | delete ID   [-o json]", args, getenv, stderr,
 		func(fs *flag.FlagSet) { file = fs.String("f", "", "token JSON file (- for stdin)") })
 	if err != nil {
 		return err
@@ -216,8 +217,8 @@ func printTest(w io.Writer, r *admin.TestReply) {
 	}
 }
 
-func runBreakers(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
-	a, err := parseAdminCommand("breakers", "usage: consumer breakers list | reset ACTION_ID   [-o json]", args, stderr, nil)
+func runBreakers(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	a, err := parseAdminCommand("breakers", "usage: consumer breakers list | reset ACTION_ID   [-o json]", args, getenv, stderr, nil)
 	if err != nil {
 		return err
 	}

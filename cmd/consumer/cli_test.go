@@ -17,14 +17,14 @@ import (
 )
 
 // startService runs the service in-process on an embedded server with a
-// random port and points the CLI at it through NATS_URL.
-func startService(t *testing.T) *app {
+// random port and points the CLI at it through NATS_URL in env.
+func startService(t *testing.T, env *testEnv) *app {
 	t.Helper()
-	t.Setenv("ACTIONS_DATA_DIR", t.TempDir())
-	t.Setenv("ACTIONS_NATS_LISTEN", "127.0.0.1:0")
-	t.Setenv("ACTIONS_ALLOW_PRIVATE_NETWORKS", "true")
-	t.Setenv("NATS_URL", "")
-	s, err := loadSettings()
+	env.set("ACTIONS_DATA_DIR", t.TempDir())
+	env.set("ACTIONS_NATS_LISTEN", "127.0.0.1:0")
+	env.set("ACTIONS_ALLOW_PRIVATE_NETWORKS", "true")
+	env.set("NATS_URL", "")
+	s, err := loadSettings(env.getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func startService(t *testing.T) *app {
 	})
 	select {
 	case a := <-ready:
-		t.Setenv("NATS_URL", a.conn.srv.ClientURL())
+		env.set("NATS_URL", a.conn.srv.ClientURL())
 		return a
 	case err := <-done:
 		t.Fatalf("service did not start: %v", err)
@@ -53,12 +53,12 @@ func startService(t *testing.T) *app {
 }
 
 // cli runs one command as a user would and returns its output.
-func cli(t *testing.T, args ...string) (stdout, stderr string, err error) {
+func cli(t *testing.T, env *testEnv, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = run(ctx, args, os.Getenv, &out, &errOut)
+	err = run(ctx, args, env.getenv, &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
@@ -71,7 +71,9 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestCLIAgainstRunningService(t *testing.T) {
-	startService(t)
+	t.Parallel()
+	env := newEnv()
+	startService(t, env)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer cli-secret-value-5678" {
 			w.WriteHeader(401)
@@ -84,66 +86,68 @@ func TestCLIAgainstRunningService(t *testing.T) {
 	secret := "cli-secret-value-5678"
 	tokenFile := writeFile(t, "crm.json", `{"id":"crm","name":"CRM","description":"read-only key","type":"text","value":"`+secret+`","prefix":"Bearer ","header":"Authorization"}`)
 
-	out, _, err := cli(t, "tokens", "test", "-f", tokenFile)
+	out, _, err := cli(t, env, "tokens", "test", "-f", tokenFile)
 	if err != nil || !strings.Contains(out, "test passed") || !strings.Contains(out, "****5678") {
 		t.Errorf("tokens test: %q %v", out, err)
 	}
-	out, _, err = cli(t, "tokens", "save", "-f", tokenFile)
+	out, _, err = cli(t, env, "tokens", "save", "-f", tokenFile)
 	if err != nil || !strings.Contains(out, `"value": "****5678"`) {
 		t.Errorf("tokens save: %q %v", out, err)
 	}
-	out, _, err = cli(t, "tokens", "list")
+	out, _, err = cli(t, env, "tokens", "list")
 	if err != nil || !strings.Contains(out, "ID") || !strings.Contains(out, "crm") || !strings.Contains(out, "****5678") {
 		t.Errorf("tokens list: %q %v", out, err)
 	}
-	out, _, err = cli(t, "tokens", "get", "crm", "-o", "json")
+	out, _, err = cli(t, env, "tokens", "get", "crm", "-o", "json")
 	if err != nil || !strings.Contains(out, `"id": "crm"`) || !strings.Contains(out, `"header": "Authorization"`) {
 		t.Errorf("tokens get: %q %v", out, err)
 	}
 	bad := writeFile(t, "bad.json", `{"id":"bad","type":"text"}`)
-	_, errOut, err := cli(t, "tokens", "save", "-f", bad)
+	_, errOut, err := cli(t, env, "tokens", "save", "-f", bad)
 	var code exitCode
 	if !errors.As(err, &code) || code == 0 || !strings.Contains(errOut, "invalid_token") || !strings.Contains(errOut, "a text token needs a value") {
 		t.Errorf("bad save: %q %v", errOut, err)
 	}
 
-	out, errOut, err = cli(t, "trigger", "-action", "create-order", "-token", "crm", "-method", "POST",
+	out, errOut, err = cli(t, env, "trigger", "-action", "create-order", "-token", "crm", "-method", "POST",
 		"-url", api.URL+"/orders", "-H", "Content-Type: application/json", "-body", `{"sku":"A"}`, "-context", `{"conversation_id":"9"}`)
 	if err != nil || !strings.Contains(out, `"status": "succeeded"`) || !strings.Contains(out, `"http_status": 201`) ||
 		!strings.Contains(out, `"conversation_id": "9"`) {
 		t.Errorf("trigger: %q %q %v", out, errOut, err)
 	}
-	out, _, err = cli(t, "trigger", "-action", "create-order", "-url", "ftp://nope")
+	out, _, err = cli(t, env, "trigger", "-action", "create-order", "-url", "ftp://nope")
 	if !errors.As(err, &code) || code != 3 || !strings.Contains(out, `"status": "rejected"`) {
 		t.Errorf("rejected trigger: %q %v", out, err)
 	}
-	out, _, err = cli(t, "logs", "create-order")
+	out, _, err = cli(t, env, "logs", "create-order")
 	if err != nil || !strings.Contains(out, "action_succeeded") || !strings.Contains(out, "trigger_rejected") {
 		t.Errorf("logs: %q %v", out, err)
 	}
-	out, _, err = cli(t, "breakers", "list")
+	out, _, err = cli(t, env, "breakers", "list")
 	if err != nil || !strings.Contains(out, "ACTION") {
 		t.Errorf("breakers list: %q %v", out, err)
 	}
-	out, _, err = cli(t, "tokens", "delete", "crm")
+	out, _, err = cli(t, env, "tokens", "delete", "crm")
 	if err != nil || !strings.Contains(out, "token crm deleted") {
 		t.Errorf("tokens delete: %q %v", out, err)
 	}
-	_, errOut, err = cli(t, "tokens", "get", "crm")
+	_, errOut, err = cli(t, env, "tokens", "get", "crm")
 	if !errors.As(err, &code) || !strings.Contains(errOut, "not_found") {
 		t.Errorf("get after delete: %q %v", errOut, err)
 	}
 }
 
 func TestLogsFollow(t *testing.T) {
-	a := startService(t)
+	t.Parallel()
+	env := newEnv()
+	startService(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	w := &lockedWriter{buf: &out}
-	go func() { done <- run(ctx, []string{"logs", "-f", "act"}, os.Getenv, w, &bytes.Buffer{}) }()
+	go func() { done <- run(ctx, []string{"logs", "-f", "act"}, env.getenv, w, &bytes.Buffer{}) }()
 	time.Sleep(200 * time.Millisecond)
-	_, _, _ = cli(t, "trigger", "-action", "act", "-url", "http://127.0.0.1:1/x", "-wait", "10s")
+	_, _, _ = cli(t, env, "trigger", "-action", "act", "-url", "http://127.0.0.1:1/x", "-wait", "10s")
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(w.String(), "action_failed") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -153,28 +157,30 @@ func TestLogsFollow(t *testing.T) {
 	if !strings.Contains(w.String(), "action_failed") {
 		t.Errorf("logs -f printed %q", w.String())
 	}
-	_ = a
 }
 
 func TestSettingsAndUsage(t *testing.T) {
-	out, _, err := cli(t, "settings")
+	t.Parallel()
+	env := newEnv()
+	out, _, err := cli(t, env, "settings")
 	if err != nil || !strings.Contains(out, "ACTIONS_WORKERS") || !strings.Contains(out, "NATS_URL") {
 		t.Errorf("settings: %q %v", out, err)
 	}
-	if _, _, err := cli(t, "frobnicate"); err == nil {
+	if _, _, err := cli(t, env, "frobnicate"); err == nil {
 		t.Error("an unknown command succeeded")
 	}
 }
 
 func TestMetricsAndHealth(t *testing.T) {
-	t.Setenv("ACTIONS_HTTP_ADDR", "127.0.0.1:0")
-	a := startService(t)
+	t.Parallel()
+	env := newEnv("ACTIONS_HTTP_ADDR", "127.0.0.1:0")
+	a := startService(t, env)
 	if a.httpAddr == "" {
 		t.Fatal("no http address")
 	}
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(api.Close)
-	if _, _, err := cli(t, "trigger", "-action", "metered", "-url", api.URL); err != nil {
+	if _, _, err := cli(t, env, "trigger", "-action", "metered", "-url", api.URL); err != nil {
 		t.Fatal(err)
 	}
 	get := func(path string) (int, string) {
@@ -219,10 +225,8 @@ func TestGCPercentSetting(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.value != "" {
-				t.Setenv("ACTIONS_GC_PERCENT", tc.value)
-			}
-			s, err := loadSettings()
+			t.Parallel()
+			s, err := loadSettings(newEnv("ACTIONS_GC_PERCENT", tc.value).getenv)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("loadSettings: %v", err)

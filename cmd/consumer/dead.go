@@ -12,12 +12,12 @@ import (
 )
 
 // runDead lists and replays dead-lettered triggers.
-func runDead(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+func runDead(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
 		fmt.Fprintln(stderr, "usage: consumer dead list | replay SEQ... | replay all")
 		return exitCode(2)
 	}
-	s, err := loadSettings()
+	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func (d *demoAPI) handler() http.Handler {
 	return mux
 }
 
-func runDemo(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	keep := fs.Bool("keep", false, "keep the service running after the demo (Ctrl-C to stop)")
@@ -85,7 +85,7 @@ func runDemo(ctx context.Context, args []string, _ func(string) string, stdout, 
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
-	s, err := loadSettings()
+	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func runDemo(ctx context.Context, args []string, _ func(string) string, stdout, 
 	}
 	defer os.RemoveAll(dir)
 	s.NATSURL, s.DataDir, s.AllowPrivate = "", dir, true
-	if os.Getenv("ACTIONS_NATS_LISTEN") == "" {
+	if getenv("ACTIONS_NATS_LISTEN") == "" {
 		s.Listen = "127.0.0.1:0"
 	}
 	s.BreakerConsecutive, s.BreakerCooldown = 3, 30*time.Second
@@ -206,7 +206,7 @@ func runDemo(ctx context.Context, args []string, _ func(string) string, stdout, 
 
 	fmt.Fprintln(stdout, "\nlog events (what `consumer logs` prints):")
 	time.Sleep(200 * time.Millisecond)
-	if err := printAllLogs(ctx, a.conn.js, stdout); err != nil {
+	if err := printAllLogs(ctx, a.conn.js, s.consumerConfig().LogStream, stdout); err != nil {
 		return err
 	}
 	if *keep {
@@ -221,8 +221,8 @@ func runDemo(ctx context.Context, args []string, _ func(string) string, stdout, 
 	return nil
 }
 
-func printAllLogs(ctx context.Context, js jetstream.JetStream, w io.Writer) error {
-	s, err := js.Stream(ctx, events.DefaultLogStream)
+func printAllLogs(ctx context.Context, js jetstream.JetStream, stream string, w io.Writer) error {
+	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return err
 	}

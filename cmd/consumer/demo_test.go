@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +11,10 @@ import (
 // TestDemo runs the README's first command and checks it shows the service
 // doing its job.
 func TestDemo(t *testing.T) {
-	t.Setenv("NATS_URL", "")
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := run(ctx, []string{"demo"}, os.Getenv, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"demo"}, newEnv().getenv, &out, &errOut); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	s := out.String()

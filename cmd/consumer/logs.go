@@ -16,7 +16,7 @@ import (
 	"customactions/events"
 )
 
-func runLogs(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+func runLogs(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	follow := fs.Bool("f", false, "follow: keep printing new log events")
@@ -25,7 +25,7 @@ func runLogs(ctx context.Context, args []string, _ func(string) string, stdout, 
 	if err := fs.Parse(reorderFlags(args)); err != nil {
 		return exitCode(2)
 	}
-	s, err := loadSettings()
+	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func runLogs(ctx context.Context, args []string, _ func(string) string, stdout, 
 		return err
 	}
 	defer c.close()
-	stream, err := c.js.Stream(ctx, events.DefaultLogStream)
+	stream, err := c.js.Stream(ctx, s.consumerConfig().LogStream)
 	if err != nil {
 		return fmt.Errorf("log stream: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"customactions/admin"
+	"customactions/events"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +24,7 @@ import (
 )
 
 func runService(ctx context.Context, _ []string, getenv func(string) string, _, stderr io.Writer) error {
-	s, err := loadSettings()
+	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
 	}
@@ -96,9 +97,9 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	fetcher := auth.NewFetcher(auth.WithHTTPClient(client))
 	mgr := auth.NewManager(res.Fetched, fetcher, auth.WithSealer(sealer))
 
-	var svc *consumer.Service
+	pub := events.NewPublisher(c.js, events.NewSubjects(cfg.Prefix))
 	br, err := breaker.New(res.Breakers, s.breakerSettings(),
-		breaker.OnTransition(func(tr breaker.Transition) { svc.PublishTransition(tr) }),
+		breaker.OnTransition(consumer.TransitionLog(pub, log, time.Now)),
 		breaker.OnError(func(actionID string, err error) {
 			log.Warn("breaker state unreachable, failing open", "action_id", actionID, "err", err)
 		}))
@@ -107,7 +108,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	}
 	reg := prometheus.NewRegistry()
 	metrics := consumer.NewMetrics(reg)
-	svc, err = consumer.New(c.js, res, cfg, consumer.WithLogger(log), consumer.WithHTTPClient(client),
+	svc, err := consumer.New(c.js, res, cfg, consumer.WithLogger(log), consumer.WithHTTPClient(client),
 		consumer.WithTokens(store, mgr), consumer.WithBreaker(br), consumer.WithMetrics(metrics))
 	if err != nil {
 		return err
@@ -119,12 +120,15 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 			return err
 		}
 	}
-	var ui func(*http.ServeMux)
+	var (
+		ui  func(*http.ServeMux)
+		web *webui.Server
+	)
 	if s.AdminPassword != "" {
 		if s.HTTPAddr == "" {
 			return fmt.Errorf("ACTIONS_ADMIN_PASSWORD is set but ACTIONS_HTTP_ADDR is empty: the web UI needs the HTTP server")
 		}
-		web, err := webui.New(webui.Config{Password: s.AdminPassword, Prefix: cfg.Prefix, LogStream: cfg.LogStream, ResultStream: cfg.ResultStream}, adm, c.js, log)
+		web, err = webui.New(webui.Config{Password: s.AdminPassword, Prefix: cfg.Prefix, LogStream: cfg.LogStream, ResultStream: cfg.ResultStream}, adm, c.js, log)
 		if err != nil {
 			return err
 		}
@@ -133,7 +137,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	}
 	httpAddr := ""
 	if s.HTTPAddr != "" {
-		if httpAddr, err = startHTTP(ctx, s.HTTPAddr, reg, checkReady(c.nc, svc, res), log, ui); err != nil {
+		if httpAddr, err = startHTTP(ctx, s.HTTPAddr, reg, checkReady(c.nc, svc, res), log, ui, withPprof(s.Pprof, web)); err != nil {
 			return fmt.Errorf("ACTIONS_HTTP_ADDR: %w", err)
 		}
 	}
@@ -148,10 +152,11 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	defer func() { _ = adminSub.Drain() }()
 	if ready != nil {
 		go func() {
-			for !svc.Running() && ctx.Err() == nil {
-				time.Sleep(5 * time.Millisecond)
+			select {
+			case <-svc.Ready():
+				ready(&app{conn: c, svc: svc, store: store, res: res, httpAddr: httpAddr})
+			case <-ctx.Done():
 			}
-			ready(&app{conn: c, svc: svc, store: store, res: res, httpAddr: httpAddr})
 		}()
 	}
 	return svc.Run(ctx)

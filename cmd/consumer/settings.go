@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -53,7 +57,8 @@ type settings struct {
 	BreakerCooldown    time.Duration `envconfig:"ACTIONS_BREAKER_COOLDOWN" default:"30s" desc:"first cool-down before a probe"`
 	BreakerMaxCooldown time.Duration `envconfig:"ACTIONS_BREAKER_MAX_COOLDOWN" default:"10m" desc:"cap of the doubling cool-down"`
 
-	HTTPAddr      string `envconfig:"ACTIONS_HTTP_ADDR" desc:"address of the metrics and health server (/metrics, /healthz, /readyz, /debug/pprof); empty disables it"`
+	HTTPAddr      string `envconfig:"ACTIONS_HTTP_ADDR" desc:"address of the metrics and health server (/metrics, /healthz, /readyz, the web UI); empty disables it"`
+	Pprof         bool   `envconfig:"ACTIONS_PPROF" default:"false" desc:"serve Go profiles at /debug/pprof/ on ACTIONS_HTTP_ADDR; behind the web UI login when ACTIONS_ADMIN_PASSWORD is set"`
 	AdminPassword string `envconfig:"ACTIONS_ADMIN_PASSWORD" desc:"password of the web admin UI at /ui/ on ACTIONS_HTTP_ADDR; empty disables the UI"`
 	TokensFile    string `envconfig:"ACTIONS_TOKENS_FILE" desc:"JSON file of tokens (one or an array) saved at start-up, each validated and tested like tokens.save"`
 	CPUProfile    string `envconfig:"ACTIONS_CPU_PROFILE" desc:"write a CPU profile of the whole run to this file (load runs)"`
@@ -61,20 +66,87 @@ type settings struct {
 	LogLevel      string `envconfig:"ACTIONS_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
-func loadSettings() (*settings, error) {
+// loadSettings reads the settings from getenv, the environment run was
+// given: each field from the variable of its envconfig tag, or its default
+// tag when the variable is empty. envconfig.Process reads the process
+// environment only, so fields are decoded here (the types used are string,
+// int, int64, bool, float64, time.Duration and comma-separated []string)
+// and envconfig still prints the table of settings.
+func loadSettings(getenv func(string) string) (*settings, error) {
 	var s settings
-	if err := envconfig.Process("", &s); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
+	v := reflect.ValueOf(&s).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		name := f.Tag.Get("envconfig")
+		raw := getenv(name)
+		if raw == "" {
+			raw = f.Tag.Get("default")
+		}
+		if raw == "" {
+			continue
+		}
+		if err := setField(v.Field(i), raw); err != nil {
+			return nil, fmt.Errorf("settings: %s=%q: %w", name, raw, err)
+		}
 	}
 	if s.GCPercent < 50 {
 		return nil, fmt.Errorf("settings: ACTIONS_GC_PERCENT is %d; use 50 or more (GOGC, when set, overrides it, off included)", s.GCPercent)
 	}
+	if err := consumer.ValidatePrefix(s.Prefix); err != nil {
+		return nil, fmt.Errorf("settings: ACTIONS_PREFIX: %w", err)
+	}
 	return &s, nil
 }
 
+func setField(f reflect.Value, raw string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(raw)
+	case bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return errors.New("not true or false")
+		}
+		f.SetBool(b)
+	case time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return errors.New("not a duration such as 30s or 5m")
+		}
+		f.SetInt(int64(d))
+	case int, int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || f.OverflowInt(n) {
+			return errors.New("not a whole number in range")
+		}
+		f.SetInt(n)
+	case float64:
+		x, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return errors.New("not a number")
+		}
+		f.SetFloat(x)
+	case []string:
+		var out []string
+		for _, p := range strings.Split(raw, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		f.Set(reflect.ValueOf(out))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Type())
+	}
+	return nil
+}
+
 func (s *settings) consumerConfig() consumer.Config {
+	prefetch := s.Prefetch
+	if prefetch <= 0 {
+		prefetch = consumer.NoPrefetch // ACTIONS_PREFETCH=0 means none, not the default
+	}
 	return consumer.Config{
-		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, Prefetch: s.Prefetch, MaxAckPending: s.MaxAckPending,
+		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
 		AckWait: s.AckWait, MaxDeliver: s.MaxDeliver, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
 		ResponseBodyCap: s.ResponseBodyCap, MaxTriggerBytes: s.MaxTriggerBytes, ShutdownTimeout: s.ShutdownTimeout,
 		RetentionMaxAge: s.RetentionMaxAge, DuplicateWindow: s.DuplicateWindow,

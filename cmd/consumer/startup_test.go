@@ -155,9 +155,7 @@ func TestServiceRefusesForeignStream(t *testing.T) {
 	if _, err := js.CreateStream(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("NATS_URL", srv.ClientURL())
-	t.Setenv("ACTIONS_PREFIX", "actions")
-	s, err := loadSettings()
+	s, err := loadSettings(newEnv("NATS_URL", srv.ClientURL(), "ACTIONS_PREFIX", "actions").getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +204,6 @@ func TestTriggerRefusesMalformedIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	t.Setenv("NATS_URL", srv.ClientURL())
 	file := writeFile(t, "t.json", `{"id":"f1","action_id":"x.y","source":"inbox","request":{"method":"GET","url":"http://example.com"}}`)
 	url := "http://example.com/"
 	tests := []struct {
@@ -231,9 +228,9 @@ func TestTriggerRefusesMalformedIDs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("ACTIONS_PREFIX", tt.prefix)
+			env := newEnv("NATS_URL", srv.ClientURL(), "ACTIONS_PREFIX", tt.prefix)
 			var out, errOut bytes.Buffer
-			err := run(ctx, append([]string{"trigger", "-wait", "0"}, tt.args...), os.Getenv, &out, &errOut)
+			err := run(ctx, append([]string{"trigger", "-wait", "0"}, tt.args...), env.getenv, &out, &errOut)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("trigger: %v (%s)", err, errOut.String())

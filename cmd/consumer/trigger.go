@@ -32,7 +32,7 @@ func (h headerFlags) Set(v string) error {
 	return nil
 }
 
-func runTrigger(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+func runTrigger(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "trigger JSON file (- for stdin); flags below override its fields")
@@ -101,7 +101,7 @@ func runTrigger(ctx context.Context, args []string, _ func(string) string, stdou
 		return fmt.Errorf("trigger: -action (or action_id in the file) is required")
 	}
 
-	s, err := loadSettings()
+	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
 	}

@@ -50,10 +50,9 @@ func TestUIEndToEnd(t *testing.T) {
 	const password = "ui-admin-password-1"
 	const clientSecret = "ui-client-secret-4321"
 	const fetched = "ui-fetched-token-0001"
-	t.Setenv("ACTIONS_HTTP_ADDR", "127.0.0.1:0")
-	t.Setenv("ACTIONS_ADMIN_PASSWORD", password)
+	env := newEnv("ACTIONS_HTTP_ADDR", "127.0.0.1:0", "ACTIONS_ADMIN_PASSWORD", password)
 	browser := newBrowser(t)
-	a := startService(t)
+	a := startService(t, env)
 
 	authSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.FormValue("client_secret") != clientSecret {
