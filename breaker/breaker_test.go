@@ -11,25 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"customactions/internal/natstest"
+	"customactions/internal/testclock"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 type fixture struct {
 	srv   *natstest.Server
 	kv    jetstream.KeyValue
-	clock *clock
+	clock *testclock.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -40,7 +28,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{srv: srv, kv: kv, clock: &clock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}}
+	return &fixture{srv: srv, kv: kv, clock: testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))}
 }
 
 // replica is one Breaker with its own connection and the transitions it made.
@@ -132,11 +120,11 @@ func TestOneReplicaOpensProbesAndCloses(t *testing.T) {
 	if r.outcome(t, Failure) {
 		t.Fatal("a call went through an open breaker")
 	}
-	f.clock.Add(29 * time.Second)
+	f.clock.Advance(29 * time.Second)
 	if r.outcome(t, Failure) {
 		t.Fatal("a call went through before the cool-down ended")
 	}
-	f.clock.Add(time.Second)
+	f.clock.Advance(time.Second)
 	done, err := r.Allow(t.Context(), "act")
 	if err != nil {
 		t.Fatalf("no probe after the cool-down: %v", err)
@@ -162,7 +150,7 @@ func TestFailedProbeReopensWithLongerCooldown(t *testing.T) {
 	r.outcome(t, Failure)
 	waitState(t, r, Open)
 	for _, wantCool := range []int64{20000, 30000, 30000} {
-		f.clock.Add(time.Hour)
+		f.clock.Advance(time.Hour)
 		if !r.outcome(t, Failure) { // the probe fails
 			t.Fatal("no probe")
 		}
@@ -205,7 +193,7 @@ func TestExactlyOneProbeAcrossReplicas(t *testing.T) {
 	a.outcome(t, Failure)
 	waitState(t, a, Open)
 	waitState(t, b, Open)
-	f.clock.Add(2 * time.Second)
+	f.clock.Advance(2 * time.Second)
 	var probes atomic.Int64
 	var wg sync.WaitGroup
 	for _, r := range []*replica{a, b} {
@@ -273,7 +261,7 @@ func TestFailsOpenWithoutKV(t *testing.T) {
 	r := f.replica(t, Settings{Consecutive: 1, Cooldown: time.Second})
 	r.outcome(t, Failure)
 	waitState(t, r, Open)
-	f.clock.Add(time.Minute)
+	f.clock.Advance(time.Minute)
 	f.srv.Shutdown()
 	f.srv.WaitForShutdown()
 	for i := range 3 {
