@@ -129,29 +129,19 @@ func (s *Store) load(ctx context.Context, id string) (*Token, error) {
 // List returns every token, sorted by id, read from KV. A token that cannot
 // be read is listed with its id and the reason in its description.
 func (s *Store) List(ctx context.Context) ([]*Token, error) {
-	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	out, err := kvwatch.Collect(ctx, s.kv, func(e jetstream.KeyValueEntry) (*Token, bool) {
+		t, err := s.decode(e.Value())
+		if err != nil {
+			// Listed, so an admin can see it and save or delete it.
+			t = &Token{ID: e.Key(), Name: e.Key(), Description: fmt.Sprintf("%v: %v", ErrTokenUnreadable, err)}
+		}
+		return t, true
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
-	var out []*Token
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list tokens: %w", ctx.Err())
-		case e := <-w.Updates():
-			if e == nil {
-				slices.SortFunc(out, func(a, b *Token) int { return cmp.Compare(a.ID, b.ID) })
-				return out, nil
-			}
-			t, err := s.decode(e.Value())
-			if err != nil {
-				// Listed, so an admin can see it and save or delete it.
-				t = &Token{ID: e.Key(), Name: e.Key(), Description: fmt.Sprintf("%v: %v", ErrTokenUnreadable, err)}
-			}
-			out = append(out, t)
-		}
-	}
+	slices.SortFunc(out, func(a, b *Token) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // Put stores t (normalized and validated by the caller) and returns it as

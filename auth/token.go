@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -148,14 +147,8 @@ func (t *Token) validateHTTP() error {
 	if r.URL == "" {
 		return invalidf("missing field request.url")
 	}
-	u, err := url.Parse(r.URL)
-	switch {
-	case err != nil:
-		return invalidf("request.url is not a URL: %v", err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return invalidf("request.url must be an absolute http or https URL")
-	case u.Hostname() == "":
-		return invalidf("request.url has no host")
+	if _, err := events.ParseHTTPURL(r.URL); err != nil {
+		return invalidf("request.url %v", err)
 	}
 	for name, v := range r.Headers {
 		if !events.ValidHeaderName(name) {

@@ -430,27 +430,15 @@ func (b *Breaker) Get(actionID string) Status {
 // List returns the state of every action that has one, sorted by action id,
 // read from KV.
 func (b *Breaker) List(ctx context.Context) ([]Status, error) {
-	w, err := b.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	out, err := kvwatch.Collect(ctx, b.kv, func(e jetstream.KeyValueEntry) (Status, bool) {
+		var st Status
+		return st, json.Unmarshal(e.Value(), &st) == nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list breakers: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
-	var out []Status
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list breakers: %w", ctx.Err())
-		case e := <-w.Updates():
-			if e == nil {
-				slices.SortFunc(out, func(a, c Status) int { return cmp.Compare(a.ActionID, c.ActionID) })
-				return out, nil
-			}
-			var st Status
-			if err := json.Unmarshal(e.Value(), &st); err == nil {
-				out = append(out, st)
-			}
-		}
-	}
+	slices.SortFunc(out, func(a, c Status) int { return cmp.Compare(a.ActionID, c.ActionID) })
+	return out, nil
 }
 
 // Reset closes the breaker of an action for every replica.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"time"
 	"unicode/utf8"
 )
@@ -222,14 +221,10 @@ func (r *Request) validate(limits Limits) error {
 	case r.URL == "":
 		return invalid("missing field request.url")
 	}
-	u, err := url.Parse(r.URL)
+	u, err := ParseHTTPURL(r.URL)
 	switch {
 	case err != nil:
-		return invalid("request.url is not a URL: %v", err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return invalid("request.url must be an absolute http or https URL, got scheme %q", u.Scheme)
-	case u.Host == "" || u.Hostname() == "":
-		return invalid("request.url %q has no host", r.URL)
+		return invalid("request.url %v", err)
 	case u.User != nil:
 		return invalid("request.url must not carry user info; use a token")
 	}

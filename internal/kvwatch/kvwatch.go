@@ -38,3 +38,30 @@ func Follow(ctx context.Context, w jetstream.KeyWatcher, onEntry func(jetstream.
 	}()
 	return loaded
 }
+
+// Collect reads the current value of every key of kv once, hands each to
+// decode and returns what it kept (decode returns false to skip an entry).
+// Deleted keys are left out.
+func Collect[T any](ctx context.Context, kv interface {
+	WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
+}, decode func(jetstream.KeyValueEntry) (T, bool)) ([]T, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	var out []T
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e := <-w.Updates():
+			if e == nil {
+				return out, nil
+			}
+			if v, ok := decode(e); ok {
+				out = append(out, v)
+			}
+		}
+	}
+}

@@ -44,16 +44,7 @@ func StartIn(t testing.TB, dir string) *Server {
 // t.Cleanup.
 func Connect(t testing.TB, s *Server, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return ConnectURL(t, s.ClientURL(), opts...)
 }
 
 // StartAt starts a JetStream server on 127.0.0.1:port with its store in
