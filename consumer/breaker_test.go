@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,6 +109,15 @@ func TestBreakerTwoReplicasPauseTogether(t *testing.T) {
 	waitDrained(t, h)
 	if calls.Load() != before {
 		t.Errorf("the API got %d calls while the breaker was open", calls.Load()-before)
+	}
+	after := 0
+	for _, r := range results {
+		if strings.HasPrefix(r.TriggerID, "after") && r.Status == events.StatusBreakerOpen {
+			after++
+		}
+	}
+	if after != 20 {
+		t.Errorf("%d of the 20 triggers sent after the breaker opened got breaker_open", after)
 	}
 	// breaker_rejected log events are rate-limited, and there is one breaker_opened.
 	opened, rejected := 0, 0

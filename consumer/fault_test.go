@@ -101,11 +101,10 @@ func rawServer(t *testing.T, serve func(net.Conn)) string {
 // API that counts calls per Idempotency-Key, and checks that every trigger
 // ends with exactly one stored result.
 type loadRun struct {
-	t       *testing.T
-	api     *httptest.Server
-	mu      sync.Mutex
-	perKey  map[string]int
-	publish func(ctx context.Context, msg *nats.Msg) error
+	t      *testing.T
+	api    *httptest.Server
+	mu     sync.Mutex
+	perKey map[string]int
 }
 
 func newLoadRun(t *testing.T, latency time.Duration) *loadRun {

@@ -45,7 +45,7 @@ func newAuthServer(t *testing.T) *authServer {
 			return
 		}
 		if r.PostForm.Get("client_secret") != clientSecret {
-			http.Error(w, `{"error":"invalid_client"}`, 401)
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 			return
 		}
 		tok := fmt.Sprintf("tok-%d-secretvalue", n)

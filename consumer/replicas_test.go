@@ -64,9 +64,9 @@ func TestTwoReplicasSplitTheWork(t *testing.T) {
 		h.trigger(&events.Trigger{ID: fmt.Sprintf("s%d", i), ActionID: "act", Source: "bot",
 			Request: events.Request{Method: "GET", URL: api.URL}})
 	}
-	results := h.results(n, 30*time.Second)
+	h.results(n, 30*time.Second)
 	waitDrained(t, h)
-	results = h.results(n, 0)
+	results := h.results(n, 0)
 	if len(results) != n {
 		t.Fatalf("%d results, want %d", len(results), n)
 	}

@@ -98,7 +98,7 @@ func StartCluster(t testing.TB, n int) []*server.Server {
 	for time.Now().Before(deadline) {
 		ready := true
 		for _, s := range nodes {
-			if !s.ReadyForConnections(time.Second) || !s.JetStreamIsClustered() || s.JetStreamIsCurrent() == false {
+			if !s.ReadyForConnections(time.Second) || !s.JetStreamIsClustered() || !s.JetStreamIsCurrent() {
 				ready = false
 			}
 		}
