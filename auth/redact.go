@@ -23,7 +23,7 @@ const minPatternLen = 4
 // log events: the secret itself, and the forms an endpoint echoes it in.
 //
 // It finds a secret
-//   - as is, and with spaces as "+";
+//   - as is, with any of its spaces as "+";
 //   - URL-encoded (QueryEscape, PathEscape, every byte %XX, upper or lower
 //     case hex, any mix of escaped and plain characters), JSON-escaped
 //     (\uXXXX in either case with surrogate pairs, \/, \", \xXX) and
@@ -35,8 +35,8 @@ const minPatternLen = 4
 //     (RFC 6749 Basic credentials); any of these escaped as above;
 //   - hex, upper or lower case.
 //
-// An occurrence of the secret itself is replaced by its Mask ("****wxyz"),
-// an encoded one by "****". Secrets shorter than 4 characters are left
+// An occurrence of the secret, also escaped, is replaced by its Mask
+// ("****wxyz"); a base64 or hex one, or secrets that overlap, by "****". Secrets shorter than 4 characters are left
 // alone. A Redactor is immutable and safe for concurrent use; the nil
 // *Redactor masks nothing.
 //
@@ -49,12 +49,12 @@ type Redactor struct {
 	m      int // length of the shortest pattern
 	maxLen int
 	// maxShift-less[h] is how far the window may move when its last two
-	// bytes hash to h; head[h]-1 is the first pattern whose first m bytes
-	// end with such two bytes, next[i]-1 the one after pattern i.
+	// bytes hash to h; head[h]-1 is the first entry of the list of the
+	// patterns whose first m bytes end with such two bytes.
 	maxShift uint8
 	less     [hashSize]uint8
 	head     [hashSize]int32
-	next     []int32
+	entries  []entry
 	// alpha holds the bytes that occur in some pattern: an escape that
 	// decodes to none of them cannot be part of a secret (unless it
 	// decodes to an escape character that starts an escape of the next
@@ -66,9 +66,29 @@ const hashSize = 1 << 12
 
 func blockHash(a, b byte) int { return (int(a)<<5 ^ int(b)) & (hashSize - 1) }
 
+// entry is a pattern in a list of head; next-1 is the next entry.
+type entry struct{ pat, next int32 }
+
 type pattern struct {
 	s    string
 	mask string
+	// space: s has a space, which a text may also write as "+".
+	space bool
+}
+
+// matches reports whether t is p.s, or its start when t is shorter, with
+// any of its spaces written as "+".
+func (p *pattern) matches(t string) bool {
+	s := p.s[:len(t)]
+	if !p.space || t == s {
+		return t == s
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] != s[i] && !(s[i] == ' ' && t[i] == '+') {
+			return false
+		}
+	}
+	return true
 }
 
 // span is a part [start, end) of a text to replace with mask.
@@ -90,16 +110,13 @@ func NewRedactor(secrets ...string) *Redactor {
 				return
 			}
 		}
-		r.pats = append(r.pats, pattern{s: s, mask: mask})
+		r.pats = append(r.pats, pattern{s: s, mask: mask, space: strings.Contains(s, " ")})
 	}
 	for _, s := range secrets {
 		if utf8.RuneCountInString(s) < minSecretRunes {
 			continue
 		}
 		add(s, Mask(s))
-		if strings.Contains(s, " ") {
-			add(strings.ReplaceAll(s, " ", "+"), maskPrefix)
-		}
 		h := hex.EncodeToString([]byte(s))
 		add(h, maskPrefix)
 		add(strings.ToUpper(h), maskPrefix)
@@ -131,18 +148,45 @@ func NewRedactor(secrets ...string) *Redactor {
 		}
 	}
 	r.maxShift = uint8(min(r.m-1, 255))
-	r.next = make([]int32, len(r.pats))
+	r.entries = make([]entry, 0, len(r.pats))
 	for i, p := range r.pats {
 		for j := 1; j < r.m; j++ {
-			h := blockHash(p.s[j-1], p.s[j])
-			if shift := uint8(min(r.m-1-j, 255)); r.maxShift-r.less[h] > shift {
-				r.less[h] = r.maxShift - shift
+			shift := uint8(min(r.m-1-j, 255))
+			hs, n := blockHashes(p.s[j-1], p.s[j])
+			for _, h := range hs[:n] {
+				if r.maxShift-r.less[h] > shift {
+					r.less[h] = r.maxShift - shift
+				}
 			}
 		}
-		h := blockHash(p.s[r.m-2], p.s[r.m-1])
-		r.next[i], r.head[h] = r.head[h], int32(i+1)
+		hs, n := blockHashes(p.s[r.m-2], p.s[r.m-1])
+		for k, h := range hs[:n] {
+			if !slices.Contains(hs[:k], h) {
+				r.entries = append(r.entries, entry{pat: int32(i), next: r.head[h]})
+				r.head[h] = int32(len(r.entries))
+			}
+		}
 	}
 	return r
+}
+
+// blockHashes returns the hashes of the two bytes a, b as a text may write
+// them: a space also as "+".
+func blockHashes(a, b byte) (hs [4]int, n int) {
+	as, bs := []byte{a, '+'}[:1], []byte{b, '+'}[:1]
+	if a == ' ' {
+		as = as[:2]
+	}
+	if b == ' ' {
+		bs = bs[:2]
+	}
+	for _, x := range as {
+		for _, y := range bs {
+			hs[n] = blockHash(x, y)
+			n++
+		}
+	}
+	return hs, n
 }
 
 // base64Forms returns the base64 encodings of s (enc has no padding):
@@ -151,9 +195,8 @@ func NewRedactor(secrets ...string) *Redactor {
 func base64Forms(s string, enc *base64.Encoding) [5]string {
 	raw := enc.EncodeToString([]byte(s))
 	forms := [5]string{raw, raw + "=="[:(4-len(raw)%4)%4], raw[:8*len(s)/6]}
-	b := make([]byte, 2, 2+len(s))
 	for a := 1; a <= 2; a++ {
-		e := enc.EncodeToString(append(b[2-a:2:2], s...))
+		e := enc.EncodeToString(append(make([]byte, a, a+len(s)), s...))
 		forms[2+a] = e[(8*a+5)/6 : 8*(a+len(s))/6]
 	}
 	return forms
@@ -161,12 +204,13 @@ func base64Forms(s string, enc *base64.Encoding) [5]string {
 
 // Lookahead is how many bytes past a cap a caller reads, for Cap to
 // recognize a secret that straddles the cap in full: the longest form
-// with one layer of escaping.
+// with one layer of escaping (an escape takes at most 14 bytes for one
+// byte, "&#00000000065;").
 func (r *Redactor) Lookahead() int {
 	if r == nil {
 		return 0
 	}
-	return 10 * r.maxLen
+	return 14 * r.maxLen
 }
 
 // String returns s with every secret masked (s itself when none is in it).
@@ -253,9 +297,9 @@ func (r *Redactor) scan(text string, v *view, spans []span) []span {
 			continue
 		}
 		start := i - m + 1
-		for pi := r.head[h]; pi != 0; pi = r.next[pi-1] {
-			p := &r.pats[pi-1]
-			if len(text)-start < len(p.s) || text[start:start+len(p.s)] != p.s {
+		for e := r.head[h]; e != 0; e = r.entries[e-1].next {
+			p := &r.pats[r.entries[e-1].pat]
+			if len(text)-start < len(p.s) || !p.matches(text[start:start+len(p.s)]) {
 				continue
 			}
 			s, e := start, start+len(p.s)
@@ -378,7 +422,7 @@ func (r *Redactor) decode(src string, from *view) *view {
 		return nil
 	}
 	out = append(out, src[copied:]...)
-	return &view{text: string(out), escs: escs, src: from}
+	return &view{text: readOnly(out), escs: escs, src: from}
 }
 
 // relevant reports whether the bytes an escape decodes to, followed by
@@ -470,7 +514,7 @@ func (r *Redactor) partialStart(text string) int {
 		}
 		for _, p := range r.pats {
 			for k := min(len(p.s)-1, len(cur)); k >= 2; k-- {
-				if strings.HasSuffix(cur, p.s[:k]) {
+				if p.matches(cur[len(cur)-k:]) {
 					cut = min(cut, v.orig(len(cur)-k))
 					break
 				}
