@@ -146,6 +146,9 @@ func NewRedactor(secrets ...string) *Redactor {
 		for i := 0; i < len(p.s); i++ {
 			r.alpha[p.s[i]] = true
 		}
+		if p.space {
+			r.alpha['+'] = true
+		}
 	}
 	r.maxShift = uint8(min(r.m-1, 255))
 	r.entries = make([]entry, 0, len(r.pats))
