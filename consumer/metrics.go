@@ -10,8 +10,25 @@ import (
 	"customactions/events"
 )
 
-// Metrics are the Prometheus metrics of a Service. Labels carry action and
-// token ids, so their cardinality is the number of actions and tokens.
+// Metrics are the Prometheus metrics of a Service.
+//
+// No label value is taken from a producer as it is, so producers cannot
+// grow the number of series (and the memory of Prometheus and of this
+// process):
+//
+//   - source is inbox, bot or test; anything else is "other".
+//   - status is succeeded, failed, rejected or breaker_open; anything else
+//     is "other".
+//   - action is one of at most MaxActionSeries distinct action ids per
+//     process (WithMaxActionSeries; 1000 by default), in the order they are
+//     first seen; the ones after are counted as "_other". A rejected
+//     trigger never adds an action id: it is counted under its action only
+//     if that action is counted already, else under "_invalid" (as is any
+//     id that is not a valid action id). An action whose id is "_other" or
+//     "_invalid" shares that label.
+//   - token is bound the same way (WithMaxTokenSeries; 1000 by default).
+//
+// So actions_triggers_total has at most (MaxActionSeries+2)·4·5 series.
 type Metrics struct {
 	triggers       *prometheus.CounterVec
 	callDuration   *prometheus.HistogramVec
@@ -20,11 +37,50 @@ type Metrics struct {
 	refreshFailed  *prometheus.CounterVec
 	deadLettered   prometheus.Counter
 	breakerRejects *prometheus.CounterVec
+
+	actions *labelBound
+	tokens  *labelBound
+}
+
+// DefaultMaxSeries is the default of WithMaxActionSeries and
+// WithMaxTokenSeries.
+const DefaultMaxSeries = 1000
+
+// Label values that stand for many producer values (see Metrics).
+const (
+	labelOther    = "other"                // a source or status outside the known set
+	labelOverflow = "_other"               // an action or token id past the bound
+	labelInvalid  = events.InvalidActionID // a rejected trigger's unknown action, an invalid id
+)
+
+// MetricsOption configures NewMetrics.
+type MetricsOption func(*metricsConfig)
+
+type metricsConfig struct {
+	maxActions, maxTokens int
+}
+
+// WithMaxActionSeries bounds the distinct action ids used as label values
+// to n (n <= 0 means DefaultMaxSeries); later ones are counted as "_other".
+func WithMaxActionSeries(n int) MetricsOption {
+	return func(c *metricsConfig) { c.maxActions = n }
+}
+
+// WithMaxTokenSeries bounds the distinct token ids used as label values to
+// n (n <= 0 means DefaultMaxSeries); later ones are counted as "_other".
+func WithMaxTokenSeries(n int) MetricsOption {
+	return func(c *metricsConfig) { c.maxTokens = n }
 }
 
 // NewMetrics registers the service's metrics on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+func NewMetrics(reg prometheus.Registerer, opts ...MetricsOption) *Metrics {
+	var c metricsConfig
+	for _, o := range opts {
+		o(&c)
+	}
 	m := &Metrics{
+		actions: newLabelBound(c.maxActions),
+		tokens:  newLabelBound(c.maxTokens),
 		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "actions_triggers_total", Help: "Triggers finished, by action, source and result status.",
 		}, []string{"action", "source", "status"}),
@@ -56,30 +112,31 @@ func (m *Metrics) result(r *events.Result) {
 	if m == nil {
 		return
 	}
-	m.triggers.WithLabelValues(r.ActionID, r.Source, r.Status).Inc()
+	action := m.actions.value(r.ActionID, r.Status != events.StatusRejected)
+	m.triggers.WithLabelValues(action, sourceLabel(r.Source), statusLabel(r.Status)).Inc()
 	if r.Attempts > 0 {
-		m.attempts.WithLabelValues(r.ActionID).Add(float64(r.Attempts))
+		m.attempts.WithLabelValues(action).Add(float64(r.Attempts))
 	}
 	if r.Status == events.StatusBreakerOpen {
-		m.breakerRejects.WithLabelValues(r.ActionID).Inc()
+		m.breakerRejects.WithLabelValues(action).Inc()
 	}
 }
 
 func (m *Metrics) call(action string, d time.Duration) {
 	if m != nil {
-		m.callDuration.WithLabelValues(action).Observe(d.Seconds())
+		m.callDuration.WithLabelValues(m.actions.value(action, true)).Observe(d.Seconds())
 	}
 }
 
 func (m *Metrics) refreshed(token string) {
 	if m != nil {
-		m.refreshes.WithLabelValues(token).Inc()
+		m.refreshes.WithLabelValues(m.tokens.value(token, true)).Inc()
 	}
 }
 
 func (m *Metrics) refreshFailure(token string) {
 	if m != nil {
-		m.refreshFailed.WithLabelValues(token).Inc()
+		m.refreshFailed.WithLabelValues(m.tokens.value(token, true)).Inc()
 	}
 }
 
@@ -87,6 +144,62 @@ func (m *Metrics) dead() {
 	if m != nil {
 		m.deadLettered.Inc()
 	}
+}
+
+func sourceLabel(s string) string {
+	if events.ValidSource(s) {
+		return s
+	}
+	return labelOther
+}
+
+func statusLabel(s string) string {
+	switch s {
+	case events.StatusSucceeded, events.StatusFailed, events.StatusRejected, events.StatusBreakerOpen:
+		return s
+	}
+	return labelOther
+}
+
+// labelBound hands out the label values of ids (action or token ids): at
+// most max distinct ids are admitted and keep their own value, the ids
+// after them share labelOverflow. An id that is not valid (events.ValidID)
+// is labelInvalid.
+type labelBound struct {
+	max  int
+	mu   sync.RWMutex
+	seen map[string]struct{}
+}
+
+func newLabelBound(max int) *labelBound {
+	if max <= 0 {
+		max = DefaultMaxSeries
+	}
+	return &labelBound{max: max, seen: make(map[string]struct{})}
+}
+
+// value returns the label value of id. With admit false an id not admitted
+// yet is labelInvalid and is not admitted.
+func (b *labelBound) value(id string, admit bool) string {
+	b.mu.RLock()
+	_, ok := b.seen[id]
+	b.mu.RUnlock()
+	switch {
+	case ok:
+		return id
+	case !admit || !events.ValidID(id):
+		return labelInvalid
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.seen[id]; ok {
+		return id
+	}
+	if len(b.seen) >= b.max {
+		return labelOverflow
+	}
+	b.seen[id] = struct{}{}
+	return id
 }
 
 // WithMetrics records the service's metrics in m.
