@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,21 +22,40 @@ const (
 	HeaderDeadSeq     = "Actions-Original-Seq"
 )
 
+// Deadlines of the steps of deadLetter. Each step has its own, started
+// when the step starts: the context the trigger was finished with may have
+// run out already (a result publish that timed out is what brings most
+// triggers here), and one step running out must not take the next ones
+// with it.
+const (
+	deadPublishTimeout = 10 * time.Second // the dead-letter publish, retries included
+	deadTryTimeout     = 3 * time.Second  // one try of it
+	deadLogTimeout     = 5 * time.Second  // the trigger_dead_lettered log event
+	deadTermTimeout    = 5 * time.Second  // the confirmed term
+)
+
 // deadLetter moves a trigger that exhausted its deliveries to the
 // dead-letter stream, with the reason and its original subject, so ops can
-// replay it by publishing its data to that subject again. The trigger is
-// then terminated. If even that fails, the trigger is left to the server's
-// MaxDeliver, and the process log says so.
+// replay it by publishing its data to that subject again; it then logs
+// trigger_dead_lettered and terminates the trigger. ctx is used for its
+// values only: every step has its own deadline (deadPublishTimeout ...).
+//
+// If the dead-letter publish fails even after its retries, the trigger is
+// not terminated: it stays in the triggers stream (the server delivers it
+// no more, MaxDeliver is reached) and the process log names its stream
+// sequence, so it is not lost.
 func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run) {
-	dead := &nats.Msg{Subject: s.cfg.Prefix + ".dead." + r.res.ActionID, Data: msg.Data(), Header: nats.Header{}}
+	base := context.WithoutCancel(ctx)
+	seq := strconv.FormatUint(meta.Sequence.Stream, 10)
+	dead := &nats.Msg{Subject: s.cfg.Prefix + ".dead." + deadSubjectToken(r.res.ActionID), Data: msg.Data(), Header: nats.Header{}}
 	dead.Header.Set(HeaderDeadReason, r.infra.Error())
 	dead.Header.Set(HeaderDeadSubject, msg.Subject())
-	dead.Header.Set(HeaderDeadSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
-	dead.Header.Set(jetstream.MsgIDHeader, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10))
+	dead.Header.Set(HeaderDeadSeq, seq)
+	dead.Header.Set(jetstream.MsgIDHeader, "dead-"+seq)
 	attrs := []any{"trigger_id", r.res.TriggerID, "action_id", r.res.ActionID, "stream_seq", meta.Sequence.Stream, "err", r.infra}
-	if _, err := s.js.PublishMsg(ctx, dead); err != nil {
-		s.log.Error("dead-letter trigger failed; it stays in the stream until MaxDeliver", append(attrs, "dead_err", err)...)
-		_ = msg.NakWithDelay(s.cfg.AckWait)
+	if err := s.publishDead(base, dead); err != nil {
+		s.log.Error("dead-letter trigger failed; it stays in the triggers stream at stream_seq, delivered no more (MaxDeliver reached)",
+			append(attrs, "dead_err", err)...)
 		return
 	}
 	s.log.Error("trigger dead-lettered after its last delivery", attrs...)
@@ -44,8 +64,55 @@ func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetst
 		ActionID: r.res.ActionID, TriggerID: r.res.TriggerID, TokenID: r.res.TokenID, Context: r.res.Context,
 		Message: "trigger could not be finished after " + strconv.FormatUint(meta.NumDelivered, 10) + " deliveries; moved to the dead-letter stream",
 		Details: map[string]any{"reason": r.infra.Error(), "stream_seq": meta.Sequence.Stream}}
-	_ = s.pub.Log(ev, "").Wait(ctx)
-	_ = msg.TermWithReason("dead-lettered")
+	lctx, cancel := context.WithTimeout(base, deadLogTimeout)
+	err := s.pub.Log(ev, "").Wait(lctx)
+	cancel()
+	if err != nil {
+		s.log.Warn("publish trigger_dead_lettered log event", append(attrs, "log_err", err)...)
+	}
+	tctx, cancel := context.WithTimeout(base, deadTermTimeout)
+	err = s.term(tctx, msg, "dead-lettered")
+	cancel()
+	if err != nil {
+		s.log.Warn("terminate dead-lettered trigger; it may stay in the triggers stream too", append(attrs, "term_err", err)...)
+	}
+}
+
+// publishDead stores dead in the dead-letter stream, retrying for up to
+// deadPublishTimeout; its Nats-Msg-Id makes a retry of a publish that was
+// stored but not acknowledged store nothing more.
+func (s *Service) publishDead(ctx context.Context, dead *nats.Msg) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 200 * time.Millisecond
+	b.MaxElapsedTime = deadPublishTimeout
+	ctx, cancel := context.WithTimeout(ctx, deadPublishTimeout)
+	defer cancel()
+	return backoff.Retry(func() error {
+		tctx, cancel := context.WithTimeout(ctx, deadTryTimeout)
+		defer cancel()
+		_, err := s.js.PublishMsg(tctx, dead)
+		return err
+	}, backoff.WithContext(b, ctx))
+}
+
+// term terminates msg and waits for the server to confirm it (the server
+// answers an acknowledgement sent with a reply subject, as for DoubleAck),
+// so a lost term is reported instead of passing unnoticed.
+func (s *Service) term(ctx context.Context, msg jetstream.Msg, reason string) error {
+	if msg.Reply() == "" {
+		return msg.TermWithReason(reason)
+	}
+	_, err := s.js.Conn().RequestWithContext(ctx, msg.Reply(), []byte("+TERM "+reason))
+	return err
+}
+
+// deadSubjectToken is actionID when it is a valid id, else
+// events.InvalidActionID, so the dead-letter subject is well-formed.
+func deadSubjectToken(actionID string) string {
+	if events.ValidID(actionID) {
+		return actionID
+	}
+	return events.InvalidActionID
 }
 
 // DeadLetter is a trigger in the dead-letter stream.
