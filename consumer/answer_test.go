@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"sync"
@@ -161,6 +162,57 @@ func TestDeadLetterAfterResultPublishTimedOut(t *testing.T) {
 	}
 	if !deadEvents["stuck"] || !deadEvents["stuck-bad"] {
 		t.Errorf("trigger_dead_lettered log events for %v, want stuck and stuck-bad", deadEvents)
+	}
+}
+
+// TestDeadLetterWithExpiredContext: deadLetter is handed a context that
+// ran out already (as the result publish that timed out left it); the
+// dead-letter publish, the log event and the term still happen, each with
+// its own deadline.
+func TestDeadLetterWithExpiredContext(t *testing.T) {
+	h := newHarness(t, Config{})
+	logger := slog.New(slog.NewJSONHandler(h.logs, nil))
+	svc, err := New(h.js, h.res, h.cfg, WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.trigger(&events.Trigger{ID: "expired", ActionID: "act", Source: "inbox", Request: events.Request{Method: "GET", URL: "http://127.0.0.1:1/"}})
+	batch, err := h.res.Triggers.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := <-batch.Messages()
+	if msg == nil {
+		t.Fatal("no trigger fetched")
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	r := &run{res: &events.Result{TriggerID: "expired", ActionID: "act", Source: "inbox"},
+		infra: errors.New("publish result: context deadline exceeded")}
+	svc.deadLetter(ctx, msg, meta, r)
+
+	dead, err := ListDeadLetters(t.Context(), h.js, h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || dead[0].TriggerID != "expired" || dead[0].Reason != r.infra.Error() {
+		t.Fatalf("dead letters %+v, want the trigger with its reason; process log:\n%s", dead, h.logs.String())
+	}
+	found := false
+	for _, l := range h.logEvents(1, 5*time.Second) {
+		found = found || l.Event == events.EventDeadLettered && l.TriggerID == "expired"
+	}
+	if !found {
+		t.Error("no trigger_dead_lettered log event")
+	}
+	// The term was confirmed before deadLetter returned.
+	if n := streamMsgs(t, h.js, h.cfg.TriggerStream); n != 0 {
+		t.Errorf("%d triggers left in %s after the term, want 0", n, h.cfg.TriggerStream)
 	}
 }
 
