@@ -117,6 +117,17 @@ func NewRedactor(secrets ...string) *Redactor {
 			continue
 		}
 		add(s, Mask(s))
+		// A secret with escape-like parts ("\\", "%41", "&amp;") that a
+		// text leaves as they are (HTML leaves "\\", JSON leaves "%41")
+		// reads decoded in a decoded view.
+		for d := s; ; {
+			next := unescapeAll(d)
+			if next == d {
+				break
+			}
+			add(next, Mask(s))
+			d = next
+		}
 		h := hex.EncodeToString([]byte(s))
 		add(h, maskPrefix)
 		add(strings.ToUpper(h), maskPrefix)
@@ -456,6 +467,29 @@ func leadsEscape(c byte, rest string) bool {
 		return true
 	}
 	return len(rest) < len(b)-1 && incompleteEscape(t) == 0
+}
+
+// unescapeAll returns s with every escape decoded, once.
+func unescapeAll(s string) string {
+	var b strings.Builder
+	var buf [8]byte
+	copied := 0
+	for i := 0; i < len(s); {
+		dec, n := decodeEscape(s[i:min(len(s), i+14)], buf[:0])
+		if n == 0 {
+			i++
+			continue
+		}
+		b.WriteString(s[copied:i])
+		b.Write(dec)
+		i += n
+		copied = i
+	}
+	if copied == 0 {
+		return s
+	}
+	b.WriteString(s[copied:])
+	return b.String()
 }
 
 // escapeFinder finds the next '%', '\\' or '&' of a text, remembering
