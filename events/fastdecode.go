@@ -156,8 +156,10 @@ func (d *decoder) request(r *Request) bool {
 				r.Headers[string(name)] = v
 				return true
 			})
+		case "sensitive_headers":
+			return false // rare: left to encoding/json
 		}
-		return !foldsTo(key, "method", "url", "body", "timeout_ms", "headers") && d.skip()
+		return !foldsTo(key, "method", "url", "body", "timeout_ms", "headers", "sensitive_headers") && d.skip()
 	})
 }
 

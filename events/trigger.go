@@ -26,6 +26,10 @@ type Request struct {
 	Headers   map[string]string `json:"headers,omitempty"`
 	Body      string            `json:"body,omitempty"`
 	TimeoutMS int64             `json:"timeout_ms,omitempty"`
+	// SensitiveHeaders names headers of the request that carry secrets
+	// (beyond the token's header and the well-known credential headers):
+	// they are dropped when the action redirects to another host.
+	SensitiveHeaders []string `json:"sensitive_headers,omitempty"`
 }
 
 // Timeout is the per-attempt timeout the request asks for, or 0 when it
@@ -243,6 +247,14 @@ func (r *Request) validate(limits Limits) error {
 	}
 	if size > limits.MaxHeaderBytes {
 		return invalid("request.headers are %d bytes, more than the maximum of %d", size, limits.MaxHeaderBytes)
+	}
+	if len(r.SensitiveHeaders) > limits.MaxHeaders {
+		return invalid("request.sensitive_headers has %d names, more than the maximum of %d", len(r.SensitiveHeaders), limits.MaxHeaders)
+	}
+	for _, k := range r.SensitiveHeaders {
+		if !validToken(k) {
+			return invalid("request.sensitive_headers: %q is not a valid header name", k)
+		}
 	}
 	// Compared in milliseconds: converting timeout_ms to a Duration first
 	// would wrap for huge values and let them through (issue 13).
