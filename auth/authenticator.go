@@ -52,10 +52,42 @@ type CallOutcome struct {
 	Fetched *Refresh
 }
 
-// Attempt makes one call of the action. sign sets the credential on the
-// request's header (call it last, so nothing overrides it); Attempt
-// returns the HTTP status it got, 0 when no response came.
-type Attempt func(ctx context.Context, sign func(http.Header)) (status int)
+// Attempt makes one call of the action, signed with cred (cred.Sign last,
+// so nothing overrides it), and returns the HTTP status it got, 0 when no
+// response came.
+type Attempt func(ctx context.Context, cred Credential) (status int)
+
+// Credential signs the attempts of one call. The zero Credential signs
+// nothing and redacts nothing.
+type Credential struct {
+	header string
+	value  Secret
+	redact []*Redactor
+}
+
+// Sign sets the credential's header on h.
+func (c Credential) Sign(h http.Header) {
+	if c.header != "" {
+		h.Set(c.header, c.value.Reveal())
+	}
+}
+
+// Header is the name of the header Sign sets, "" when none: a header to
+// drop when the action redirects to another host.
+func (c Credential) Header() string { return c.header }
+
+// Redact returns s with the credential's secrets (the token, and the
+// secrets of its auth request) masked in every encoding a Redactor knows:
+// for what an action sends back, which may echo the token.
+func (c Credential) Redact(s string) string {
+	for _, r := range c.redact {
+		s = r.String(s)
+	}
+	return s
+}
+
+// Redacts reports whether Redact can change anything.
+func (c Credential) Redacts() bool { return len(c.redact) > 0 }
 
 // RefreshError is returned by Authenticator.Do when the token of a call
 // could not be fetched or refreshed. Err is an *AuthError, an error
@@ -96,7 +128,7 @@ func NewAuthenticator(store *Store, mgr *Manager) *Authenticator {
 // a fault of the token store (KV) and worth retrying later.
 func (a *Authenticator) Do(ctx context.Context, ref Ref, attempt Attempt) (CallOutcome, error) {
 	if ref.TokenID == "" {
-		attempt(ctx, func(http.Header) {})
+		attempt(ctx, Credential{})
 		return CallOutcome{Attempts: 1}, nil
 	}
 	tok, err := a.store.Get(ctx, ref.TokenID)
@@ -105,7 +137,7 @@ func (a *Authenticator) Do(ctx context.Context, ref Ref, attempt Attempt) (CallO
 	}
 	switch tok.Type {
 	case TypeText:
-		attempt(ctx, tok.signer(tok.Value))
+		attempt(ctx, tok.credential(tok.Value, nil))
 		return CallOutcome{Attempts: 1}, nil
 	case TypeHTTP:
 		return a.doFetched(ctx, tok, ref, attempt)
@@ -121,7 +153,7 @@ func (a *Authenticator) doFetched(ctx context.Context, tok *Token, ref Ref, atte
 		return out, &RefreshError{TokenID: tok.ID, Err: err}
 	}
 	out.Attempts = 1
-	if attempt(ctx, tok.signer(f.Token)) != http.StatusUnauthorized {
+	if attempt(ctx, tok.credential(f.Token, f)) != http.StatusUnauthorized {
 		return out, nil
 	}
 	f, oc, err = a.mgr.Refresh(ctx, tok, f)
@@ -131,7 +163,7 @@ func (a *Authenticator) doFetched(ctx context.Context, tok *Token, ref Ref, atte
 		return out, &RefreshError{TokenID: tok.ID, Err: err}
 	}
 	out.Attempts, out.Retried = 2, true
-	attempt(ctx, tok.signer(f.Token))
+	attempt(ctx, tok.credential(f.Token, f))
 	return out, nil
 }
 
@@ -150,7 +182,27 @@ func (f *Fetched) refresh(id string) *Refresh {
 	return &Refresh{TokenID: id, Preview: Mask(f.Token.Reveal()), Revision: f.Revision, ExpiresAt: f.ExpiresAt}
 }
 
-// signer returns what sets the header of t with the token value v.
-func (t *Token) signer(v Secret) func(http.Header) {
-	return func(h http.Header) { h.Set(t.Header, t.Prefix+v.Reveal()) }
+// credential signs with the token value v of t (f is the fetched token v
+// comes from, nil for a text token).
+func (t *Token) credential(v Secret, f *Fetched) Credential {
+	c := Credential{header: t.Header, value: Secret(t.Prefix + v.Reveal()), redact: []*Redactor{t.redactor()}}
+	if f != nil {
+		c.redact = append(c.redact, f.redactor())
+	}
+	return c
+}
+
+// redactor masks the secrets of t. A token read from the store keeps its
+// Redactor (tokens from the store are shared and never changed).
+func (t *Token) redactor() *Redactor {
+	if t.redact != nil {
+		return t.redact()
+	}
+	return NewRedactor(t.Secrets()...)
+}
+
+// redactor masks the fetched token, built once per fetched token.
+func (f *Fetched) redactor() *Redactor {
+	f.redactOnce.Do(func() { f.redact = NewRedactor(f.Token.Reveal()) })
+	return f.redact
 }

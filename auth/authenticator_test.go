@@ -20,13 +20,14 @@ import (
 )
 
 // provider is a customer's auth endpoint and API: the endpoint hands out
-// a new token per request, the API accepts only the newest one.
+// a new token per request, the API accepts the tokens issued since the
+// last revocation.
 type provider struct {
 	auth, api *httptest.Server
 	authCalls atomic.Int64
 	apiCalls  atomic.Int64
 	mu        sync.Mutex
-	current   string
+	valid     map[string]bool
 	lastAuth  http.Header
 	// authStatus, when set, is what the endpoint answers instead of a token.
 	authStatus atomic.Int64
@@ -37,7 +38,7 @@ type provider struct {
 }
 
 func newProvider(t *testing.T) *provider {
-	p := &provider{}
+	p := &provider{valid: map[string]bool{}}
 	p.auth = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := p.authCalls.Add(1)
 		time.Sleep(time.Duration(p.authDelay.Load()) * time.Millisecond)
@@ -47,7 +48,7 @@ func newProvider(t *testing.T) *provider {
 		}
 		tok := fmt.Sprintf("fetched-%04d-secret", n)
 		p.mu.Lock()
-		p.current = tok
+		p.valid[tok] = true
 		p.mu.Unlock()
 		if e := p.expiresIn.Load(); e > 0 {
 			fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d}`, tok, e)
@@ -58,7 +59,8 @@ func newProvider(t *testing.T) *provider {
 	p.api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.apiCalls.Add(1)
 		p.mu.Lock()
-		ok := r.Header.Get("Authorization") == "Bearer "+p.current || r.Header.Get("X-Api-Key") == "key-text-secret"
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		ok := p.valid[tok] || r.Header.Get("X-Api-Key") == "key-text-secret"
 		p.lastAuth = r.Header.Clone()
 		p.mu.Unlock()
 		if !ok || p.reject.Load() {
@@ -76,7 +78,7 @@ func newProvider(t *testing.T) *provider {
 // provider does.
 func (p *provider) revoke() {
 	p.mu.Lock()
-	p.current = "revoked"
+	clear(p.valid)
 	p.mu.Unlock()
 }
 
@@ -91,9 +93,9 @@ func (p *provider) httpToken() *Token {
 // call is an Attempt that calls the provider's API and records the
 // statuses.
 func (p *provider) call(statuses *[]int) Attempt {
-	return func(ctx context.Context, sign func(http.Header)) int {
+	return func(ctx context.Context, cred Credential) int {
 		req, _ := http.NewRequestWithContext(ctx, "GET", p.api.URL+"/orders", nil)
-		sign(req.Header)
+		cred.Sign(req.Header)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			*statuses = append(*statuses, 0)

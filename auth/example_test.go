@@ -58,9 +58,9 @@ func ExampleAuthenticator_Do() {
 	_, _ = store.Put(ctx, tok)
 	a := auth.NewAuthenticator(store, auth.NewManager(fetched, auth.NewFetcher()))
 
-	call := func(ctx context.Context, sign func(http.Header)) int {
+	call := func(ctx context.Context, cred auth.Credential) int {
 		req, _ := http.NewRequestWithContext(ctx, "POST", api.URL+"/orders", nil)
-		sign(req.Header)
+		cred.Sign(req.Header)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0

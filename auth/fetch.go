@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -41,6 +42,9 @@ type Fetched struct {
 	// tokens of one token id (0 when not stored).
 	Revision   uint64
 	ConfigHash string
+
+	redactOnce sync.Once
+	redact     *Redactor
 }
 
 // ExpiresWithin reports whether the token expires within d of now.

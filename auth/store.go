@@ -160,7 +160,7 @@ func (s *Store) Put(ctx context.Context, t *Token) (prev *Token, err error) {
 		return nil, fmt.Errorf("save token %s: %w", t.ID, err)
 	}
 	stored := *t
-	stored.hash = stored.computeHash()
+	stored.shared()
 	s.mu.Lock()
 	s.tokens[t.ID] = &stored
 	s.mu.Unlock()
@@ -226,7 +226,7 @@ func (s *Store) decode(data []byte) (*Token, error) {
 			return nil, err
 		}
 	}
-	t.hash = t.computeHash()
+	t.shared()
 	return t, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"customactions/events"
 )
@@ -45,9 +46,11 @@ type Token struct {
 	// UpdatedAt is set by the store when the token is saved.
 	UpdatedAt string `json:"updated_at,omitempty"`
 
-	// hash caches ConfigHash for tokens read from the store, which are
-	// shared and never changed; the hot path then hashes nothing.
-	hash string
+	// hash caches ConfigHash and redact builds the Redactor once, for
+	// tokens read from the store, which are shared and never changed; the
+	// hot path then hashes nothing.
+	hash   string
+	redact func() *Redactor
 }
 
 // AuthRequest is the request that fetches an HTTP Request token.
@@ -222,6 +225,14 @@ func (t *Token) Secrets() []string {
 		}
 	}
 	return out
+}
+
+// shared prepares t to be shared by the store's readers: its config hash
+// computed, its Redactor built on first use.
+func (t *Token) shared() {
+	t.hash = t.computeHash()
+	secrets := t.Secrets()
+	t.redact = sync.OnceValue(func() *Redactor { return NewRedactor(secrets...) })
 }
 
 // ConfigHash identifies the auth configuration of an HTTP token: a fetched
