@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"customactions/auth"
 	"customactions/events"
 	"customactions/internal/netguard"
 )
@@ -22,12 +24,25 @@ type callResult struct {
 	code      string // error code when no response came
 	message   string
 	elapsed   time.Duration
+	// release gives back the response memory the call holds (see
+	// responseBudget); it is called once the result is stored.
+	release func()
+}
+
+func (c *callResult) free() {
+	if c != nil && c.release != nil {
+		c.release()
+		c.release = nil
+	}
 }
 
 // call sends the trigger's request once, with the Idempotency-Key and
-// signed by sign (the token's header), and reads at most ResponseBodyCap
-// bytes of the answer.
-func (s *Service) call(ctx context.Context, t *events.Trigger, sign func(http.Header)) *callResult {
+// signed by cred, and reads at most ResponseBodyCap bytes of the answer.
+// Headers that carry secrets (cred's, the trigger's sensitive_headers and
+// the well-known credential headers) are dropped when the action
+// redirects to another host; what the action sends back is redacted of
+// cred's secrets.
+func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credential) *callResult {
 	ctx, cancel := context.WithTimeout(ctx, s.attemptTimeout(t))
 	defer cancel()
 	start := time.Now()
@@ -38,6 +53,7 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, sign func(http.He
 	if t.Request.Body != "" {
 		body = strings.NewReader(t.Request.Body)
 	}
+	ctx = withRedirectGuard(ctx, cred.Header(), t.Request.SensitiveHeaders)
 	req, err := http.NewRequestWithContext(ctx, t.Request.Method, t.Request.URL, body)
 	if err != nil {
 		res.code, res.message = events.CodeNetworkError, "build request: "+err.Error()
@@ -52,15 +68,20 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, sign func(http.He
 	if hostHeader := req.Header.Get("Host"); hostHeader != "" {
 		req.Host = hostHeader
 	}
-	sign(req.Header)
+	cred.Sign(req.Header)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		res.code, res.message = classify(err, ctx)
 		return res
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.ResponseBodyCap+1))
+	data, err := s.readBody(ctx, resp.Body, res)
 	if err != nil {
+		res.free()
+		if errors.Is(err, errNoResponseMemory) {
+			res.code, res.message = events.CodeTimeout, err.Error()
+			return res
+		}
 		res.code, res.message = classify(err, ctx)
 		res.message = "read response: " + res.message
 		return res
@@ -81,7 +102,80 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, sign func(http.He
 			res.headers[k] = strings.Join(v, ", ")
 		}
 	}
+	if cred.Redacts() {
+		res.body = cred.Redact(res.body)
+		for k, v := range res.headers {
+			res.headers[k] = cred.Redact(v)
+		}
+	}
 	return res
+}
+
+// readBody reads at most ResponseBodyCap+1 bytes of a response. The first
+// smallResponse bytes are read freely; a larger response first takes its
+// share of the response memory budget (held in res.release), so that the
+// bytes all workers hold at once stay bounded however large and
+// concurrent the responses are.
+func (s *Service) readBody(ctx context.Context, body io.Reader, res *callResult) ([]byte, error) {
+	limit := s.cfg.ResponseBodyCap + 1
+	first := min(limit, smallResponse)
+	buf := bytes.NewBuffer(make([]byte, 0, min(first, 4096)))
+	n, err := io.Copy(buf, io.LimitReader(body, first))
+	if err != nil || n < first || n == limit {
+		return buf.Bytes(), err
+	}
+	release, err := s.budget.take(ctx, s.largeResponseWeight())
+	if err != nil {
+		return nil, err
+	}
+	res.release = release
+	_, err = io.Copy(buf, io.LimitReader(body, limit-n))
+	return buf.Bytes(), err
+}
+
+// sensitiveHeaders carry credentials wherever they appear: they never
+// follow a redirect to another host, whatever the trigger says.
+var sensitiveHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "Api-Key",
+	"X-Auth-Token", "X-Access-Token", "X-Amz-Security-Token", "X-Csrf-Token"}
+
+// redirectGuardKey is the context key of the headers a redirect to another
+// host drops; the value is []string.
+type redirectGuardKey struct{}
+
+func withRedirectGuard(ctx context.Context, tokenHeader string, sensitive []string) context.Context {
+	drop := make([]string, 0, len(sensitive)+1)
+	if tokenHeader != "" {
+		drop = append(drop, tokenHeader)
+	}
+	drop = append(drop, sensitive...)
+	return context.WithValue(ctx, redirectGuardKey{}, drop)
+}
+
+// guardRedirects wraps the client's redirect policy: every redirect drops
+// the Referer (the previous URL's query may hold keys), and a redirect to
+// another host than the first request's drops the headers that carry
+// secrets. net/http drops only Authorization, Cookie and WWW-Authenticate,
+// and keeps them for subdomains.
+func guardRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		req.Header.Del("Referer")
+		if len(via) > 0 && !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
+			for _, h := range sensitiveHeaders {
+				req.Header.Del(h)
+			}
+			drop, _ := req.Context().Value(redirectGuardKey{}).([]string)
+			for _, h := range drop {
+				req.Header.Del(h)
+			}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 }
 
 // classify names a failed call with an error code and a message that does

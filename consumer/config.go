@@ -49,6 +49,15 @@ type Config struct {
 	DefaultTimeout  time.Duration // 10 s per attempt when the trigger sets none
 	MaxTimeout      time.Duration // 60 s, the largest timeout_ms a trigger may ask for
 	ResponseBodyCap int64         // 1 MiB of response body kept in a result
+	// ResponseMemory bounds the bytes large responses (over 64 KiB) hold
+	// at once across all workers: 256 MiB. Each takes 3 x ResponseBodyCap
+	// plus its encoded result (at most the server's max payload) until its
+	// result is stored; others wait for room before reading their body.
+	ResponseMemory int64
+	// ResultRetry is how long the publish of a made result is retried
+	// (JetStream busy, a leader election) before the trigger is handed
+	// back for redelivery, which calls the action again: 2 min.
+	ResultRetry     time.Duration
 	MaxTriggerBytes int           // 256 KiB
 	MaxHeaders      int           // 64 request headers
 	MaxHeaderBytes  int           // 16 KiB of request headers
@@ -110,6 +119,10 @@ func (c Config) WithDefaults() Config {
 	if c.ResponseBodyCap <= 0 {
 		c.ResponseBodyCap = 1 << 20
 	}
+	if c.ResponseMemory <= 0 {
+		c.ResponseMemory = 256 << 20
+	}
+	defDur(&c.ResultRetry, 2*time.Minute)
 	return c
 }
 

@@ -14,7 +14,7 @@ import (
 // last delivery, moved to the dead-letter stream with the reason and a log
 // event. Replaying it once the fault is fixed gives its one result.
 func TestDeadLetterAfterMaxDeliver(t *testing.T) {
-	h := newHarness(t, Config{MaxDeliver: 2})
+	h := newHarness(t, Config{MaxDeliver: 2, ResultRetry: 500 * time.Millisecond})
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {})
 	ctx := context.Background()
 	h.start()

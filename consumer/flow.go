@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"customactions/auth"
@@ -24,6 +25,9 @@ type run struct {
 	logs []*events.LogEvent
 	// done records the outcome in the breaker, after the result is stored.
 	done func(breaker.Outcome)
+	// call is the last call made, whose response memory is given back
+	// once the result is stored.
+	call *callResult
 	// infra is set when the trigger could not be finished for a reason of
 	// ours (KV unreachable, shutdown); it is retried instead of answered.
 	infra error
@@ -66,7 +70,7 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 		}
 		s.reject(r, events.CodeInvalidTrigger, msgText)
 	} else {
-		ctx, cancel := context.WithTimeout(work, s.budget(t))
+		ctx, cancel := context.WithTimeout(work, s.triggerBudget(t))
 		s.execute(ctx, t, r)
 		cancel()
 		if work.Err() != nil && r.infra == nil {
@@ -76,17 +80,17 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 	finished := s.now()
 	r.res.FinishedAt = events.FormatTime(finished)
 	r.res.DurationMS = finished.Sub(started).Milliseconds()
-	s.finish(msg, meta, r)
+	s.finish(work, msg, meta, r)
 }
 
-// budget bounds a whole trigger: two attempts and a token refresh.
-func (s *Service) budget(t *events.Trigger) time.Duration {
+// triggerBudget bounds a whole trigger: two attempts and a token refresh.
+func (s *Service) triggerBudget(t *events.Trigger) time.Duration {
 	return 2*s.attemptTimeout(t) + 20*time.Second
 }
 
 func (s *Service) attemptTimeout(t *events.Trigger) time.Duration {
-	if t.Request.TimeoutMS > 0 {
-		return time.Duration(t.Request.TimeoutMS) * time.Millisecond
+	if d := t.Request.Timeout(); d > 0 {
+		return min(d, s.cfg.MaxTimeout)
 	}
 	return s.cfg.DefaultTimeout
 }
@@ -117,8 +121,10 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 
 	var c *callResult
 	out, err := s.auth.Do(ctx, auth.Ref{TokenID: t.TokenID, OnBackgroundRefresh: s.backgroundRefresh(r.res)},
-		func(ctx context.Context, sign func(http.Header)) int {
-			c = s.call(ctx, t, sign)
+		func(ctx context.Context, cred auth.Credential) int {
+			c.free() // the 401 of a first attempt is not kept
+			c = s.call(ctx, t, cred)
+			r.call = c
 			s.metrics.call(t.ActionID, c.elapsed)
 			return c.status
 		})
@@ -253,29 +259,21 @@ func capString(s string, n int) string {
 
 // finish publishes the result and log events, records the outcome in the
 // breaker and acks; an infrastructure fault naks with a growing delay, and
-// the last delivery goes to the dead-letter stream.
-func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// the last delivery goes to the dead-letter stream. work ends when the
+// process stops waiting for its triggers.
+func (s *Service) finish(work context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run) {
+	defer r.call.free()
 	if r.infra == nil {
-		// The log events go out first, the result is stored with a
-		// synchronous publish while they are on their way, then their acks
-		// (most often already in) are collected.
-		now := events.FormatTime(s.now())
-		pend := make([]events.Pending, 0, len(r.logs))
-		for _, ev := range r.logs {
-			ev.Time = now
-			pend = append(pend, s.pub.Log(ev, ""))
+		if !r.res.FitIn(s.maxResult) {
+			s.log.Error("result does not fit a message even without its response", "trigger_id", r.res.TriggerID, "max_payload", s.maxResult)
 		}
-		err := s.pub.StoreResult(ctx, r.res)
-		if werr := events.WaitAll(ctx, pend...); err == nil && werr != nil {
-			err = fmt.Errorf("publish log event: %w", werr)
-		}
-		if err != nil {
+		if err := s.store(work, r); err != nil {
 			r.infra = fmt.Errorf("publish result: %w", err)
 		}
 	}
 	if r.infra != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		s.retryLater(ctx, msg, meta, r)
 		return
 	}
@@ -290,6 +288,61 @@ func (s *Service) finish(msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run)
 		s.log.Warn("ack trigger", "trigger_id", r.res.TriggerID, "stream_seq", meta.Sequence.Stream, "err", err)
 	}
 	s.processed.Add(1)
+}
+
+// store publishes the log events and the result of a trigger. A publish
+// that JetStream refuses or does not acknowledge (busy, a leader election)
+// is tried again, for up to ResultRetry while the trigger is kept alive:
+// the result is already made, and handing the trigger back would call the
+// action again. Only what failed is sent again (a log event whose ack was
+// lost may be stored twice; the result is deduplicated by its id).
+func (s *Service) store(work context.Context, r *run) error {
+	now := events.FormatTime(s.now())
+	for _, ev := range r.logs {
+		ev.Time = now
+	}
+	logs, stored := r.logs, false
+	attempt := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// The log events go out first, the result is stored with a
+		// synchronous publish while they are on their way, then their acks
+		// (most often already in) are collected.
+		pend := make([]events.Pending, 0, len(logs))
+		for _, ev := range logs {
+			pend = append(pend, s.pub.Log(ev, ""))
+		}
+		var err error
+		if !stored {
+			if err = s.pub.StoreResult(ctx, r.res); err == nil {
+				stored = true
+			}
+		}
+		var failed []*events.LogEvent
+		for i, p := range pend {
+			if werr := p.Wait(ctx); werr != nil {
+				failed = append(failed, logs[i])
+				if err == nil {
+					err = fmt.Errorf("publish log event: %w", werr)
+				}
+			}
+		}
+		logs = failed
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}
+	err := attempt()
+	if err == nil {
+		return nil
+	}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, s.cfg.ResultRetry
+	return backoff.RetryNotify(attempt, backoff.WithContext(b, work), func(err error, next time.Duration) {
+		s.log.Warn("storing a result failed; trying again (the action is not called again)", "trigger_id", r.res.TriggerID,
+			"action_id", r.res.ActionID, "err", err, "retry_in", next)
+	})
 }
 
 // outcome is what a live call's result says about its action.

@@ -47,8 +47,12 @@ type Service struct {
 	// false skips the ack, as a crash right before it would.
 	beforeAck func(jetstream.Msg) bool
 
-	holds     *holds
-	ready     chan struct{}
+	holds  *holds
+	ready  chan struct{}
+	budget *responseBudget
+	// maxResult is the largest encoded result a message may carry: the
+	// server's max_payload less room for headers.
+	maxResult int
 	inFlight  atomic.Int64
 	processed atomic.Int64
 	running   atomic.Bool
@@ -93,6 +97,15 @@ func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*S
 	if s.client == nil {
 		s.client = netguard.Policy{}.Client(cfg.Workers)
 	}
+	guarded := *s.client
+	guarded.CheckRedirect = guardRedirects(s.client.CheckRedirect)
+	s.client = &guarded
+	s.budget = newResponseBudget(cfg.ResponseMemory)
+	s.maxResult = 1 << 20 // nats-server's default, until the connection says
+	if nc := js.Conn(); nc != nil && nc.MaxPayload() > 0 {
+		s.maxResult = int(nc.MaxPayload())
+	}
+	s.maxResult -= 1024 // the Nats-Msg-Id header and the protocol line
 	if s.tokens == nil {
 		s.tokens = auth.NewStore(res.Tokens, nil)
 		s.mgr = auth.NewManager(res.Fetched, auth.NewFetcher(auth.WithHTTPClient(s.client)))

@@ -78,8 +78,16 @@ func (p Policy) Transport(maxIdlePerHost int) *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: 0,
+		// Response headers are capped (net/http's default is 10 MiB): a
+		// call whose answer has more fails with a clear error instead of
+		// filling memory and a result.
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
 }
+
+// MaxResponseHeaderBytes caps the response headers of action and auth
+// requests.
+const MaxResponseHeaderBytes = 64 << 10
 
 // Client returns an HTTP client over the policy's transport that follows at
 // most 5 redirects (each dialled through the guard).
