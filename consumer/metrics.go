@@ -171,11 +171,11 @@ type labelBound struct {
 	seen map[string]struct{}
 }
 
-func newLabelBound(max int) *labelBound {
-	if max <= 0 {
-		max = DefaultMaxSeries
+func newLabelBound(n int) *labelBound {
+	if n <= 0 {
+		n = DefaultMaxSeries
 	}
-	return &labelBound{max: max, seen: make(map[string]struct{})}
+	return &labelBound{max: n, seen: make(map[string]struct{})}
 }
 
 // value returns the label value of id. With admit false an id not admitted
