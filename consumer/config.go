@@ -50,7 +50,7 @@ type Config struct {
 	MaxTimeout      time.Duration // 60 s, the largest timeout_ms a trigger may ask for
 	ResponseBodyCap int64         // 1 MiB of response body kept in a result
 	// ResponseMemory bounds the bytes large responses (over 64 KiB) hold
-	// at once across all workers: 256 MiB. Each takes 3 x ResponseBodyCap
+	// at once across all workers: 64 MiB. Each takes 3 x ResponseBodyCap
 	// plus its encoded result (at most the server's max payload) until its
 	// result is stored; others wait for room before reading their body.
 	ResponseMemory int64
@@ -120,7 +120,7 @@ func (c Config) WithDefaults() Config {
 		c.ResponseBodyCap = 1 << 20
 	}
 	if c.ResponseMemory <= 0 {
-		c.ResponseMemory = 256 << 20
+		c.ResponseMemory = 64 << 20
 	}
 	defDur(&c.ResultRetry, 2*time.Minute)
 	return c

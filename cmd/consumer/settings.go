@@ -40,7 +40,7 @@ type settings struct {
 	DefaultTimeout  time.Duration `envconfig:"ACTIONS_DEFAULT_TIMEOUT" default:"10s" desc:"per-attempt timeout when the trigger sets none"`
 	MaxTimeout      time.Duration `envconfig:"ACTIONS_MAX_TIMEOUT" default:"60s" desc:"largest timeout_ms a trigger may ask for"`
 	ResponseBodyCap int64         `envconfig:"ACTIONS_RESPONSE_BODY_CAP" default:"1048576" desc:"bytes of response body kept in a result"`
-	ResponseMemory  int64         `envconfig:"ACTIONS_RESPONSE_MEMORY" default:"268435456" desc:"bytes that large responses (over 64 KiB) may hold at once across all workers; each holds 3 x ACTIONS_RESPONSE_BODY_CAP plus its encoded result until stored, others wait"`
+	ResponseMemory  int64         `envconfig:"ACTIONS_RESPONSE_MEMORY" default:"67108864" desc:"bytes that large responses (over 64 KiB) may hold at once across all workers; each holds 3 x ACTIONS_RESPONSE_BODY_CAP plus its encoded result until stored, others wait"`
 	ResultRetry     time.Duration `envconfig:"ACTIONS_RESULT_RETRY" default:"2m" desc:"how long storing a made result is retried before the trigger is handed back (which calls the action again)"`
 	MaxTriggerBytes int           `envconfig:"ACTIONS_MAX_TRIGGER_BYTES" default:"262144" desc:"largest trigger accepted"`
 	ShutdownTimeout time.Duration `envconfig:"ACTIONS_SHUTDOWN_TIMEOUT" default:"30s" desc:"time to finish in-flight triggers on SIGTERM"`
