@@ -27,11 +27,17 @@ type AuthError struct {
 	Status int
 	Body   string
 	Reason string
+	// Err is the cause, when there is one beyond the status (a token_path
+	// that found nothing wraps ErrNotInResponse).
+	Err error
 }
 
 func (e *AuthError) Error() string {
 	return e.Reason
 }
+
+// Unwrap returns the cause.
+func (e *AuthError) Unwrap() error { return e.Err }
 
 // Fetched is an HTTP token as fetched from its auth endpoint.
 type Fetched struct {
@@ -87,7 +93,7 @@ func WithMaxAuthBody(n int64) FetcherOption { return func(f *Fetcher) { f.maxBod
 func WithAuthTimeout(d time.Duration) FetcherOption { return func(f *Fetcher) { f.timeout = d } }
 
 // WithRetryWindow bounds how long transient auth failures are retried
-// (default 5 s, and never past the caller's deadline).
+// (default 5 s, and never past the caller's deadline); 0 or less tries once.
 func WithRetryWindow(d time.Duration) FetcherOption { return func(f *Fetcher) { f.retry = d } }
 
 // WithClock sets the clock (default time.Now).
@@ -113,10 +119,12 @@ func (f *Fetcher) Fetch(ctx context.Context, tok *Token) (*Fetched, error) {
 		return nil, fmt.Errorf("token_path: %w", err)
 	}
 	var out *Fetched
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = time.Second
-	b.MaxElapsedTime = f.retry
+	var b backoff.BackOff = &backoff.StopBackOff{} // no retry window: one try
+	if f.retry > 0 {
+		eb := backoff.NewExponentialBackOff()
+		eb.InitialInterval, eb.MaxInterval, eb.MaxElapsedTime = 100*time.Millisecond, time.Second, f.retry
+		b = eb
+	}
 	op := func() error {
 		res, err := f.do(ctx, tok)
 		if err != nil {
@@ -133,7 +141,7 @@ func (f *Fetcher) Fetch(ctx context.Context, tok *Token) (*Fetched, error) {
 			return backoff.Permanent(aerr)
 		}
 		if res.PathErr != nil {
-			return backoff.Permanent(&AuthError{Status: res.Status, Body: res.Body,
+			return backoff.Permanent(&AuthError{Status: res.Status, Body: res.Body, Err: res.PathErr,
 				Reason: fmt.Sprintf("token_path %s: %v", tokenPath, res.PathErr)})
 		}
 		now := f.now()
