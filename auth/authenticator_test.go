@@ -417,3 +417,36 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCredentialNamesItsHeaderAndRedactsItsSecrets: what the consumer
+// needs of a credential without seeing its value: the header to drop on a
+// cross-host redirect, and the redaction of an echo of the token.
+func TestCredentialNamesItsHeaderAndRedactsItsSecrets(t *testing.T) {
+	t.Parallel()
+	p := newProvider(t)
+	rs := newReplicaSet(t)
+	rs.put(t, &Token{ID: "crm", Type: TypeText, Value: "key-text-secret", Header: "X-Api-Key"})
+	rs.put(t, p.httpToken())
+	a, _ := rs.replica(t)
+	for _, tc := range []struct{ id, header, secret string }{
+		{"", "", ""},
+		{"crm", "X-Api-Key", "key-text-secret"},
+		{"shop", "Authorization", "fetched-0001-secret"},
+	} {
+		var cred Credential
+		if _, err := a.Do(t.Context(), Ref{TokenID: tc.id}, func(_ context.Context, c Credential) int { cred = c; return 200 }); err != nil {
+			t.Fatal(err)
+		}
+		if cred.Header() != tc.header || cred.Redacts() != (tc.id != "") {
+			t.Errorf("token %q: header %q, redacts %v", tc.id, cred.Header(), cred.Redacts())
+		}
+		echo := `{"echo":"Bearer ` + tc.secret + `","client_secret":"client-secret-42"}`
+		got := cred.Redact(echo)
+		if tc.secret != "" && (strings.Contains(got, tc.secret) || !strings.Contains(got, "****")) {
+			t.Errorf("token %q: redacted %s", tc.id, got)
+		}
+		if tc.id == "shop" && strings.Contains(got, "client-secret-42") {
+			t.Errorf("the auth request's secret was not redacted: %s", got)
+		}
+	}
+}
