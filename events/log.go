@@ -14,6 +14,10 @@ const (
 	EventBreakerClosed      = "breaker_closed"
 	EventBreakerRejected    = "breaker_rejected"
 	EventDeadLettered       = "trigger_dead_lettered"
+	// EventTokenReauthorizationRequired and EventTokenRecovered report a
+	// change of an oauth2 token's health, once per change.
+	EventTokenReauthorizationRequired = "token_reauthorization_required"
+	EventTokenRecovered               = "token_recovered"
 )
 
 // Log levels.

@@ -24,6 +24,9 @@ const (
 	CodeNetworkError       = "network_error"
 	CodeURLNotAllowed      = "url_not_allowed"
 	CodeBreakerOpen        = "breaker_open"
+	// CodeReauthorizationRequired: the oauth2 token needs a person to
+	// reconnect it or paste a new refresh token; no call was made.
+	CodeReauthorizationRequired = "reauthorization_required"
 )
 
 // Result is published once per trigger on Subjects.Result.
