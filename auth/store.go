@@ -46,7 +46,15 @@ type record struct {
 	Request       *authRequestRecord `json:"request,omitempty"`
 	TokenPath     string             `json:"token_path,omitempty"`
 	ExpiresInPath string             `json:"expires_in_path,omitempty"`
+	OAuth2        *oauth2Config      `json:"oauth2,omitempty"`
 	UpdatedAt     string             `json:"updated_at,omitempty"`
+}
+
+// oauth2Config is OAuth2 as stored: the secrets sealed.
+type oauth2Config struct {
+	OAuth2
+	ClientSecret string `json:"client_secret,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
 type authRequestRecord struct {
@@ -193,6 +201,16 @@ func (s *Store) encode(t *Token) ([]byte, error) {
 	if r.Value, err = s.sealer.Seal(t.Value.Reveal(), t.ID+"/value"); err != nil {
 		return nil, err
 	}
+	if o := t.OAuth2; o != nil {
+		r.OAuth2 = &oauth2Config{OAuth2: *o}
+		r.OAuth2.OAuth2.ClientSecret, r.OAuth2.OAuth2.RefreshToken = "", ""
+		if r.OAuth2.ClientSecret, err = s.sealer.Seal(o.ClientSecret.Reveal(), t.ID+"/oauth2/client_secret"); err != nil {
+			return nil, err
+		}
+		if r.OAuth2.RefreshToken, err = s.sealer.Seal(o.RefreshToken.Reveal(), t.ID+"/oauth2/refresh_token"); err != nil {
+			return nil, err
+		}
+	}
 	if t.Request != nil {
 		r.Request = &authRequestRecord{Method: t.Request.Method, URL: t.Request.URL, ParamsEncoding: t.Request.ParamsEncoding}
 		if r.Request.Headers, err = s.sealMap(t.Request.Headers, t.ID+"/header/"); err != nil {
@@ -217,6 +235,19 @@ func (s *Store) decode(data []byte) (*Token, error) {
 		return nil, err
 	}
 	t.Value = Secret(v)
+	if r.OAuth2 != nil {
+		o := r.OAuth2.OAuth2
+		cs, err := s.sealer.Open(r.OAuth2.ClientSecret, r.ID+"/oauth2/client_secret")
+		if err != nil {
+			return nil, err
+		}
+		rt, err := s.sealer.Open(r.OAuth2.RefreshToken, r.ID+"/oauth2/refresh_token")
+		if err != nil {
+			return nil, err
+		}
+		o.ClientSecret, o.RefreshToken = Secret(cs), Secret(rt)
+		t.OAuth2 = &o
+	}
 	if r.Request != nil {
 		t.Request = &AuthRequest{Method: r.Request.Method, URL: r.Request.URL, ParamsEncoding: r.Request.ParamsEncoding}
 		if t.Request.Headers, err = s.openMap(r.Request.Headers, r.ID+"/header/"); err != nil {

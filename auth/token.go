@@ -14,8 +14,9 @@ import (
 
 // Token types.
 const (
-	TypeText = "text"
-	TypeHTTP = "http"
+	TypeText   = "text"
+	TypeHTTP   = "http"
+	TypeOAuth2 = "oauth2"
 )
 
 // Params encodings of an auth request.
@@ -43,6 +44,8 @@ type Token struct {
 	Request       *AuthRequest `json:"request,omitempty"`
 	TokenPath     string       `json:"token_path,omitempty"`
 	ExpiresInPath string       `json:"expires_in_path,omitempty"`
+	// OAuth2 describes an oauth2 token (contract §10).
+	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
 	// UpdatedAt is set by the store when the token is saved.
 	UpdatedAt string `json:"updated_at,omitempty"`
 
@@ -93,6 +96,9 @@ func (t *Token) Normalize() {
 			}
 		}
 	}
+	if t.OAuth2 != nil {
+		t.OAuth2.normalize()
+	}
 }
 
 // Validate reports what is wrong with the token, in an error that wraps
@@ -123,16 +129,21 @@ func (t *Token) Validate() error {
 		if strings.ContainsAny(string(t.Value), "\r\n") {
 			return invalidf("value must not contain a line break")
 		}
-		if t.Request != nil || t.TokenPath != "" {
-			return invalidf("a text token has no request or token_path; use type \"http\"")
+		if t.Request != nil || t.TokenPath != "" || t.OAuth2 != nil {
+			return invalidf("a text token has no request, token_path or oauth2; use type \"http\" or \"oauth2\"")
 		}
 		return nil
 	case TypeHTTP:
+		if t.OAuth2 != nil {
+			return invalidf("an http token has no oauth2 object; use type \"oauth2\"")
+		}
 		return t.validateHTTP()
+	case TypeOAuth2:
+		return t.validateOAuth2()
 	case "":
-		return invalidf("missing field type (\"text\" or \"http\")")
+		return invalidf("missing field type (\"text\", \"http\" or \"oauth2\")")
 	default:
-		return invalidf("type %q must be \"text\" or \"http\"", t.Type)
+		return invalidf("type %q must be \"text\", \"http\" or \"oauth2\"", t.Type)
 	}
 }
 
@@ -189,11 +200,20 @@ func (t *Token) validateHTTP() error {
 }
 
 // MaskedFields returns the secret fields whose values are masks (IsMask),
-// sorted: "value", "request.headers.<Name>", "request.params.<name>".
+// sorted: "value", "oauth2.client_secret", "oauth2.refresh_token",
+// "request.headers.<Name>", "request.params.<name>".
 func (t *Token) MaskedFields() []string {
 	var out []string
 	if IsMask(string(t.Value)) {
 		out = append(out, "value")
+	}
+	if o := t.OAuth2; o != nil {
+		if IsMask(string(o.ClientSecret)) {
+			out = append(out, "oauth2.client_secret")
+		}
+		if IsMask(string(o.RefreshToken)) {
+			out = append(out, "oauth2.refresh_token")
+		}
 	}
 	if t.Request != nil {
 		for _, m := range []struct {
@@ -216,6 +236,9 @@ func (t *Token) MaskedFields() []string {
 // Secrets returns every secret value of the token, for redaction.
 func (t *Token) Secrets() []string {
 	out := []string{string(t.Value)}
+	if t.OAuth2 != nil {
+		out = append(out, string(t.OAuth2.ClientSecret), string(t.OAuth2.RefreshToken))
+	}
 	if t.Request != nil {
 		for _, v := range t.Request.Headers {
 			out = append(out, string(v))
@@ -245,6 +268,9 @@ func (t *Token) ConfigHash() string {
 }
 
 func (t *Token) computeHash() string {
+	if t.OAuth2 != nil {
+		return t.OAuth2.hash()
+	}
 	if t.Request == nil {
 		return ""
 	}
