@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"html"
 	"net/url"
 	"slices"
 	"strings"
@@ -36,14 +38,19 @@ const minPatternLen = 4
 //   - hex, upper or lower case.
 //
 // An occurrence of the secret, also escaped, is replaced by its Mask
-// ("****wxyz"); a base64 or hex one, or secrets that overlap, by "****". Secrets shorter than 4 characters are left
-// alone. A Redactor is immutable and safe for concurrent use; the nil
-// *Redactor masks nothing.
+// ("****wxyz"); a base64 or hex one, or secrets that overlap, by "****".
+// Secrets shorter than 4 characters are left alone. A Redactor is
+// immutable and safe for concurrent use; the nil *Redactor masks nothing.
+//
+// To redact a response that echoes the token it was called with, make a
+// Redactor of the header value sent and the token in it (a text token's
+// Value, a fetched token), once per token, read Lookahead bytes past the
+// cap and keep what Cap returns, and pass every header value to String.
 //
 // The search is one pass of Wu-Manber over the text (it skips ahead by up
 // to the length of the shortest form), and one more over a decoded copy
-// only when the text holds an escape that decodes to a character of some
-// form.
+// for each layer of escapes, only when the text holds an escape that
+// decodes to a byte of some form.
 type Redactor struct {
 	pats   []pattern
 	m      int // length of the shortest pattern
@@ -117,16 +124,22 @@ func NewRedactor(secrets ...string) *Redactor {
 			continue
 		}
 		add(s, Mask(s))
-		// A secret with escape-like parts ("\\", "%41", "&amp;") that a
-		// text leaves as they are (HTML leaves "\\", JSON leaves "%41")
-		// reads decoded in a decoded view.
-		for d := s; ; {
-			next := unescapeAll(d)
-			if next == d {
-				break
+		// A secret with escape-like parts ("\\", "%41", "&amp;") reads
+		// otherwise in a decoded view, where the escapes of one kind and
+		// the parts that kind leaves as they are (HTML leaves "\\", JSON
+		// leaves "%41") are all decoded.
+		if strings.ContainsAny(s, "%\\&") {
+			js, _ := json.Marshal(s)
+			for _, e := range []string{s, html.EscapeString(s), string(js[1 : len(js)-1]), url.QueryEscape(s), url.PathEscape(s)} {
+				for range 3 {
+					next := unescapeAll(e)
+					if next == e {
+						break
+					}
+					add(next, Mask(s))
+					e = next
+				}
 			}
-			add(next, Mask(s))
-			d = next
 		}
 		h := hex.EncodeToString([]byte(s))
 		add(h, maskPrefix)

@@ -86,6 +86,8 @@ func echoedForms(secret string) map[string]string {
 // mask of a raw secret shows its last 4 characters, no more.
 func leak(out, secret string) string {
 	const n = 5
+	// The last characters a mask shows must not join the text after it.
+	out = strings.ReplaceAll(out, Mask(secret), "\x00")
 	views := decodings(out)
 	for i := 0; i+n <= len(secret); i++ {
 		piece := secret[i : i+n]
