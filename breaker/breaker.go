@@ -273,7 +273,7 @@ func (b *Breaker) probeDone(id string, gen uint64, o Outcome) {
 		switch o {
 		case Success:
 			*st = Status{State: Closed, Generation: st.Generation + 1, Reason: "probe succeeded"}
-		case Failure:
+		case Failure, Slow:
 			cool := min(time.Duration(st.CooldownMS)*time.Millisecond*2, b.s.MaxCooldown)
 			*st = Status{State: Open, Generation: st.Generation + 1, OpenedAtMS: now.UnixMilli(),
 				CooldownMS: cool.Milliseconds(), Reason: "probe failed"}
@@ -295,7 +295,11 @@ func (b *Breaker) probeDone(id string, gen uint64, o Outcome) {
 // count adds a closed-state outcome to the local batch and schedules its
 // flush.
 func (b *Breaker) count(id string, gen uint64, o Outcome) {
-	if o != Success && o != Failure {
+	switch o {
+	case Success, Failure:
+	case Slow:
+		o = Failure
+	default:
 		return
 	}
 	if b.add(id, gen, o) {
@@ -419,6 +423,21 @@ func (b *Breaker) Flush() {
 	for _, id := range ids {
 		b.flush(id)
 	}
+}
+
+// Open reports, from memory, whether a live call of the action would be
+// refused now: the breaker is open and its cool-down has not passed, or it
+// is half-open with its probe taken.
+func (b *Breaker) Open(actionID string) bool {
+	st, _ := b.get(actionID)
+	now := b.now()
+	switch st.State {
+	case Open:
+		return now.Before(st.OpenUntil())
+	case HalfOpen:
+		return st.ProbeBy != "" && now.UnixMilli() < st.ProbeUntil
+	}
+	return false
 }
 
 // Get returns the state of an action as this replica knows it.

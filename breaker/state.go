@@ -65,6 +65,10 @@ const (
 	// Failure: the action failed (an error status, a timeout, a refused
 	// connection).
 	Failure
+	// Slow: the call took longer than the slow-call threshold (reported
+	// while it is still in flight, so a hanging API opens its breaker
+	// before its calls time out). It counts as a failure.
+	Slow
 )
 
 // String returns "ignored", "success" or "failure".
@@ -74,6 +78,8 @@ func (o Outcome) String() string {
 		return "success"
 	case Failure:
 		return "failure"
+	case Slow:
+		return "slow"
 	default:
 		return "ignored"
 	}

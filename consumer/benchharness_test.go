@@ -17,7 +17,7 @@ type benchHarness struct {
 func newBenchHarness(b testing.TB) *benchHarness {
 	srv := natstest.Start(b)
 	nc, js := natstest.Connect(b, srv)
-	cfg := Config{Workers: 64}.WithDefaults()
+	cfg := Config{Workers: 64, ActionConcurrency: 64}.WithDefaults() // one action: no bulkhead below the workers
 	res, err := Setup(context.Background(), js, cfg)
 	if err != nil {
 		b.Fatal(err)

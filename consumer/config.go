@@ -40,15 +40,22 @@ type Config struct {
 	BreakerBucket string // "action_breakers", or prefix_action_breakers
 	Durable       string // "actions-consumer", or prefix-consumer
 
-	Replicas        int           // 1 (3 on a cluster)
-	Workers         int           // 64 triggers at once per process
-	Prefetch        int           // 64 triggers pulled ahead of the workers; NoPrefetch (-1) for none
-	MaxAckPending   int           // 1024, across all replicas
-	AckWait         time.Duration // 30 s; long calls are kept alive with InProgress
-	MaxDeliver      int           // 5 deliveries before a trigger is dead-lettered
-	DefaultTimeout  time.Duration // 10 s per attempt when the trigger sets none
-	MaxTimeout      time.Duration // 60 s, the largest timeout_ms a trigger may ask for
-	ResponseBodyCap int64         // 1 MiB of response body kept in a result
+	Replicas int // 1 (3 on a cluster)
+	Workers  int // 64 triggers at once per process
+	// ActionConcurrency bounds the triggers of one action executing at
+	// once in a process (a bulkhead): a quarter of Workers, at least 1.
+	// More wait parked, holding no worker.
+	ActionConcurrency int
+	Prefetch          int           // 64 triggers pulled ahead of the workers; NoPrefetch (-1) for none
+	MaxAckPending     int           // 1024, across all replicas
+	AckWait           time.Duration // 30 s; long calls are kept alive with InProgress
+	MaxDeliver        int           // 5 deliveries before a trigger is dead-lettered
+	DefaultTimeout    time.Duration // 10 s per attempt when the trigger sets none
+	MaxTimeout        time.Duration // 60 s, the largest timeout_ms a trigger may ask for
+	ResponseBodyCap   int64         // 1 MiB of response body kept in a result
+	// SlowCall is how long a live call may run before it counts against
+	// its action's breaker as a failure, while still in flight: 5 s.
+	SlowCall time.Duration
 	// ResponseMemory bounds the bytes large responses (over 64 KiB) hold
 	// at once across all workers: 64 MiB. Each takes 3 x ResponseBodyCap
 	// plus its encoded result (at most the server's max payload) until its
@@ -100,6 +107,7 @@ func (c Config) WithDefaults() Config {
 	case c.Prefetch < 0:
 		c.Prefetch = 0
 	}
+	defInt(&c.ActionConcurrency, max(1, c.Workers/4))
 	defInt(&c.MaxAckPending, 1024)
 	defInt(&c.MaxDeliver, 5)
 	defInt(&c.MaxTriggerBytes, 256<<10)
@@ -123,6 +131,7 @@ func (c Config) WithDefaults() Config {
 		c.ResponseMemory = 64 << 20
 	}
 	defDur(&c.ResultRetry, 2*time.Minute)
+	defDur(&c.SlowCall, 5*time.Second)
 	return c
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -62,6 +63,7 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 	if r.res.TriggerID == "" || len(r.res.TriggerID) > 128 {
 		r.res.TriggerID = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 	}
+	p := &pending{msg: msg, meta: meta, r: r, started: started, t: t}
 	if derr != nil {
 		var inv *events.InvalidError
 		msgText := derr.Error()
@@ -69,18 +71,45 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 			msgText = inv.Message
 		}
 		s.reject(r, events.CodeInvalidTrigger, msgText)
-	} else {
-		ctx, cancel := context.WithTimeout(work, s.triggerBudget(t))
-		s.execute(ctx, t, r)
-		cancel()
-		if work.Err() != nil && r.infra == nil {
-			r.infra = fmt.Errorf("shutdown: %w", work.Err())
-		}
+		s.complete(work, p)
+		return
 	}
+	if t.Live() && s.breaker != nil && s.breaker.Open(t.ActionID) {
+		s.run(work, p) // answered breaker_open: no call, no slot needed
+		return
+	}
+	entered, refused := s.bulk.enter(t.ActionID, p, time.Now())
+	switch {
+	case refused:
+		_ = msg.Nak() // shutting down: another replica takes it at once
+		return
+	case !entered:
+		return // parked: the worker takes the next trigger
+	}
+	for p != nil {
+		s.holds.take(worker, p.msg, time.Now())
+		s.run(work, p)
+		p = s.bulk.leave(t.ActionID)
+	}
+}
+
+// run executes a trigger and finishes it.
+func (s *Service) run(work context.Context, p *pending) {
+	ctx, cancel := context.WithTimeout(work, s.triggerBudget(p.t))
+	s.execute(ctx, p.t, p.r)
+	cancel()
+	if work.Err() != nil && p.r.infra == nil {
+		p.r.infra = fmt.Errorf("shutdown: %w", work.Err())
+	}
+	s.complete(work, p)
+}
+
+// complete stamps the result's end and finishes the trigger.
+func (s *Service) complete(work context.Context, p *pending) {
 	finished := s.now()
-	r.res.FinishedAt = events.FormatTime(finished)
-	r.res.DurationMS = finished.Sub(started).Milliseconds()
-	s.finish(work, msg, meta, r)
+	p.r.res.FinishedAt = events.FormatTime(finished)
+	p.r.res.DurationMS = finished.Sub(p.started).Milliseconds()
+	s.finish(work, p.msg, p.meta, p.r)
 }
 
 // triggerBudget bounds a whole trigger: two attempts and a token refresh.
@@ -116,7 +145,9 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 		if err != nil {
 			s.log.Warn("breaker unavailable, letting the call through", "action_id", t.ActionID, "err", err)
 		}
-		r.done = done
+		if done != nil {
+			r.done = s.watchSlow(done)
+		}
 	}
 
 	var c *callResult
@@ -343,6 +374,20 @@ func (s *Service) store(work context.Context, r *run) error {
 		s.log.Warn("storing a result failed; trying again (the action is not called again)", "trigger_id", r.res.TriggerID,
 			"action_id", r.res.ActionID, "err", err, "retry_in", next)
 	})
+}
+
+// watchSlow returns done that also reports the call as slow as soon as it
+// has run for SlowCall (resilience4j's slow-call rate): a hanging API
+// counts against its breaker while its calls are still in flight. The
+// first report wins; the breaker hears one outcome per call.
+func (s *Service) watchSlow(done func(breaker.Outcome)) func(breaker.Outcome) {
+	var once sync.Once
+	report := func(o breaker.Outcome) { once.Do(func() { done(o) }) }
+	timer := time.AfterFunc(s.cfg.SlowCall, func() { report(breaker.Slow) })
+	return func(o breaker.Outcome) {
+		timer.Stop()
+		report(o)
+	}
 }
 
 // outcome is what a live call's result says about its action.

@@ -42,8 +42,8 @@ func (h *holds) release(w int) {
 // keepAlive sends InProgress for every trigger held for every/2 or longer
 // since its start or last InProgress, every every/2, until ctx ends; so no
 // held trigger goes longer than every without one. every is a third of
-// AckWait.
-func (h *holds) keepAlive(ctx context.Context, every time.Duration) {
+// AckWait. tick, when set, runs at each tick too.
+func (h *holds) keepAlive(ctx context.Context, every time.Duration, tick func(at time.Time)) {
 	t := time.NewTicker(every / 2)
 	defer t.Stop()
 	for {
@@ -61,6 +61,9 @@ func (h *holds) keepAlive(ctx context.Context, every time.Duration) {
 				s.pinged = at
 			}
 			s.mu.Unlock()
+		}
+		if tick != nil {
+			tick(at)
 		}
 	}
 }

@@ -24,6 +24,9 @@ import (
 // call.
 type Breaker interface {
 	Allow(ctx context.Context, actionID string) (done func(breaker.Outcome), err error)
+	// Open reports, from memory, that live calls of the action are refused
+	// now (open, or half-open with its probe taken).
+	Open(actionID string) bool
 }
 
 // Service executes triggers from the shared durable consumer.
@@ -48,6 +51,7 @@ type Service struct {
 	beforeAck func(jetstream.Msg) bool
 
 	holds  *holds
+	bulk   *bulkhead
 	ready  chan struct{}
 	budget *responseBudget
 	// maxResult is the largest encoded result a message may carry: the
@@ -101,6 +105,7 @@ func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*S
 	guarded.CheckRedirect = guardRedirects(s.client.CheckRedirect)
 	s.client = &guarded
 	s.budget = newResponseBudget(cfg.ResponseMemory)
+	s.bulk = newBulkhead(cfg.ActionConcurrency)
 	s.maxResult = 1 << 20 // nats-server's default, until the connection says
 	if nc := js.Conn(); nc != nil && nc.MaxPayload() > 0 {
 		s.maxResult = int(nc.MaxPayload())
@@ -154,7 +159,16 @@ func (s *Service) Run(ctx context.Context) error {
 	s.running.Store(true)
 	defer s.running.Store(false)
 	s.holds = newHolds(s.cfg.Workers)
-	go s.holds.keepAlive(work, s.cfg.AckWait/3)
+	go s.holds.keepAlive(work, s.cfg.AckWait/3, func(at time.Time) {
+		s.bulk.keepAlive(at, s.cfg.AckWait/3)
+		if s.breaker != nil {
+			// Parked triggers of an action whose breaker opened meanwhile
+			// are answered breaker_open now; they need no slot.
+			for _, p := range s.bulk.take(s.breaker.Open) {
+				go s.run(work, p)
+			}
+		}
+	})
 	var wg sync.WaitGroup
 	for w := range s.cfg.Workers {
 		wg.Go(func() {
@@ -179,6 +193,9 @@ func (s *Service) Run(ctx context.Context) error {
 	close(s.ready)
 
 	<-ctx.Done()
+	for _, p := range s.bulk.close() {
+		_ = p.msg.Nak() // parked: another replica takes it at once
+	}
 	s.log.Info("shutting down: no new triggers, finishing in-flight ones", "in_flight", s.inFlight.Load(), "bound", s.cfg.ShutdownTimeout.String())
 	msgs.Drain() // buffered triggers are still handed out and run
 	done := make(chan struct{})

@@ -3,6 +3,6 @@
 # API_URL and C from the environment and runs in the foreground until
 # SIGTERM. CONSUMER is the binary (go build -o "$CONSUMER" ./cmd/consumer).
 here=$(cd "$(dirname "$0")" && pwd)
-exec env ACTIONS_WORKERS="$C" ACTIONS_ALLOW_PRIVATE_NETWORKS=true ACTIONS_LOG_LEVEL=warn \
+exec env ACTIONS_WORKERS="$C" ACTIONS_ACTION_CONCURRENCY="$C" ACTIONS_ALLOW_PRIVATE_NETWORKS=true ACTIONS_LOG_LEVEL=warn \
 	ACTIONS_TOKENS_FILE="${TOKENS_FILE:-$here/bench-token.json}" ${EXTRA_ENV:-} \
 	"${CONSUMER:?set CONSUMER to the consumer binary}" run

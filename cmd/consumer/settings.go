@@ -31,21 +31,22 @@ type settings struct {
 	Listen  string `envconfig:"ACTIONS_NATS_LISTEN" default:"127.0.0.1:4222" desc:"the embedded server's client address"`
 	Prefix  string `envconfig:"ACTIONS_PREFIX" default:"actions" desc:"subject prefix"`
 
-	Replicas        int           `envconfig:"ACTIONS_REPLICAS" default:"1" desc:"replicas of streams and buckets (1 embedded, 3 on a cluster)"`
-	Workers         int           `envconfig:"ACTIONS_WORKERS" default:"64" desc:"triggers executed at once per process"`
-	Prefetch        int           `envconfig:"ACTIONS_PREFETCH" default:"64" desc:"triggers pulled ahead of the workers (bigger pull batches; keep Workers+Prefetch small enough to start within AckWait)"`
-	MaxAckPending   int           `envconfig:"ACTIONS_MAX_ACK_PENDING" default:"1024" desc:"triggers handed out and not yet acked, across all replicas"`
-	AckWait         time.Duration `envconfig:"ACTIONS_ACK_WAIT" default:"30s" desc:"redelivery after a replica goes silent (triggers being executed are kept alive)"`
-	MaxDeliver      int           `envconfig:"ACTIONS_MAX_DELIVER" default:"5" desc:"deliveries of a trigger before it is dead-lettered"`
-	DefaultTimeout  time.Duration `envconfig:"ACTIONS_DEFAULT_TIMEOUT" default:"10s" desc:"per-attempt timeout when the trigger sets none"`
-	MaxTimeout      time.Duration `envconfig:"ACTIONS_MAX_TIMEOUT" default:"60s" desc:"largest timeout_ms a trigger may ask for"`
-	ResponseBodyCap int64         `envconfig:"ACTIONS_RESPONSE_BODY_CAP" default:"1048576" desc:"bytes of response body kept in a result"`
-	ResponseMemory  int64         `envconfig:"ACTIONS_RESPONSE_MEMORY" default:"67108864" desc:"bytes that large responses (over 64 KiB) may hold at once across all workers; each holds 3 x ACTIONS_RESPONSE_BODY_CAP plus its encoded result until stored, others wait"`
-	ResultRetry     time.Duration `envconfig:"ACTIONS_RESULT_RETRY" default:"2m" desc:"how long storing a made result is retried before the trigger is handed back (which calls the action again)"`
-	MaxTriggerBytes int           `envconfig:"ACTIONS_MAX_TRIGGER_BYTES" default:"262144" desc:"largest trigger accepted"`
-	ShutdownTimeout time.Duration `envconfig:"ACTIONS_SHUTDOWN_TIMEOUT" default:"30s" desc:"time to finish in-flight triggers on SIGTERM"`
-	RetentionMaxAge time.Duration `envconfig:"ACTIONS_RETENTION" default:"168h" desc:"max age of results and log events"`
-	DuplicateWindow time.Duration `envconfig:"ACTIONS_DUPLICATE_WINDOW" default:"2m" desc:"deduplication window of triggers (Nats-Msg-Id) and results; nats-server keeps its ids in memory"`
+	Replicas          int           `envconfig:"ACTIONS_REPLICAS" default:"1" desc:"replicas of streams and buckets (1 embedded, 3 on a cluster)"`
+	Workers           int           `envconfig:"ACTIONS_WORKERS" default:"64" desc:"triggers executed at once per process"`
+	ActionConcurrency int           `envconfig:"ACTIONS_ACTION_CONCURRENCY" desc:"triggers of one action executed at once per process (a bulkhead; more wait parked, holding no worker and not redelivered); empty is a quarter of ACTIONS_WORKERS"`
+	Prefetch          int           `envconfig:"ACTIONS_PREFETCH" default:"64" desc:"triggers pulled ahead of the workers (bigger pull batches; keep Workers+Prefetch small enough to start within AckWait)"`
+	MaxAckPending     int           `envconfig:"ACTIONS_MAX_ACK_PENDING" default:"1024" desc:"triggers handed out and not yet acked, across all replicas"`
+	AckWait           time.Duration `envconfig:"ACTIONS_ACK_WAIT" default:"30s" desc:"redelivery after a replica goes silent (triggers being executed are kept alive)"`
+	MaxDeliver        int           `envconfig:"ACTIONS_MAX_DELIVER" default:"5" desc:"deliveries of a trigger before it is dead-lettered"`
+	DefaultTimeout    time.Duration `envconfig:"ACTIONS_DEFAULT_TIMEOUT" default:"10s" desc:"per-attempt timeout when the trigger sets none"`
+	MaxTimeout        time.Duration `envconfig:"ACTIONS_MAX_TIMEOUT" default:"60s" desc:"largest timeout_ms a trigger may ask for"`
+	ResponseBodyCap   int64         `envconfig:"ACTIONS_RESPONSE_BODY_CAP" default:"1048576" desc:"bytes of response body kept in a result"`
+	ResponseMemory    int64         `envconfig:"ACTIONS_RESPONSE_MEMORY" default:"67108864" desc:"bytes that large responses (over 64 KiB) may hold at once across all workers; each holds 3 x ACTIONS_RESPONSE_BODY_CAP plus its encoded result until stored, others wait"`
+	ResultRetry       time.Duration `envconfig:"ACTIONS_RESULT_RETRY" default:"2m" desc:"how long storing a made result is retried before the trigger is handed back (which calls the action again)"`
+	MaxTriggerBytes   int           `envconfig:"ACTIONS_MAX_TRIGGER_BYTES" default:"262144" desc:"largest trigger accepted"`
+	ShutdownTimeout   time.Duration `envconfig:"ACTIONS_SHUTDOWN_TIMEOUT" default:"30s" desc:"time to finish in-flight triggers on SIGTERM"`
+	RetentionMaxAge   time.Duration `envconfig:"ACTIONS_RETENTION" default:"168h" desc:"max age of results and log events"`
+	DuplicateWindow   time.Duration `envconfig:"ACTIONS_DUPLICATE_WINDOW" default:"2m" desc:"deduplication window of triggers (Nats-Msg-Id) and results; nats-server keeps its ids in memory"`
 
 	AllowPrivate  bool     `envconfig:"ACTIONS_ALLOW_PRIVATE_NETWORKS" default:"false" desc:"allow action and auth URLs on loopback/private addresses"`
 	AllowHosts    []string `envconfig:"ACTIONS_ALLOW_HOSTS" desc:"hosts (or *.domain) allowed even on private addresses"`
@@ -57,6 +58,7 @@ type settings struct {
 	BreakerRatio       float64       `envconfig:"ACTIONS_BREAKER_FAILURE_RATIO" default:"0.5" desc:"failure ratio that opens the breaker"`
 	BreakerConsecutive int           `envconfig:"ACTIONS_BREAKER_CONSECUTIVE" default:"5" desc:"consecutive failures that open the breaker"`
 	BreakerCooldown    time.Duration `envconfig:"ACTIONS_BREAKER_COOLDOWN" default:"30s" desc:"first cool-down before a probe"`
+	BreakerSlowCall    time.Duration `envconfig:"ACTIONS_BREAKER_SLOW_CALL" default:"5s" desc:"a live call running longer counts against its action's breaker as a failure, while still in flight"`
 	BreakerMaxCooldown time.Duration `envconfig:"ACTIONS_BREAKER_MAX_COOLDOWN" default:"10m" desc:"cap of the doubling cool-down"`
 
 	HTTPAddr      string `envconfig:"ACTIONS_HTTP_ADDR" desc:"address of the metrics and health server (/metrics, /healthz, /readyz, the web UI); empty disables it"`
@@ -148,7 +150,7 @@ func (s *settings) consumerConfig() consumer.Config {
 		prefetch = consumer.NoPrefetch // ACTIONS_PREFETCH=0 means none, not the default
 	}
 	return consumer.Config{
-		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
+		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, ActionConcurrency: s.ActionConcurrency, SlowCall: s.BreakerSlowCall, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
 		AckWait: s.AckWait, MaxDeliver: s.MaxDeliver, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
 		ResponseBodyCap: s.ResponseBodyCap, ResponseMemory: s.ResponseMemory, ResultRetry: s.ResultRetry, MaxTriggerBytes: s.MaxTriggerBytes, ShutdownTimeout: s.ShutdownTimeout,
 		RetentionMaxAge: s.RetentionMaxAge, DuplicateWindow: s.DuplicateWindow,
