@@ -53,6 +53,10 @@ func (r *Result) AppendJSON(b []byte) []byte {
 	b = appendString(b, r.FinishedAt)
 	b = append(b, `,"duration_ms":`...)
 	b = strconv.AppendInt(b, r.DurationMS, 10)
+	if r.RetryAfterMS != 0 {
+		b = append(b, `,"retry_after_ms":`...)
+		b = strconv.AppendInt(b, r.RetryAfterMS, 10)
+	}
 	if len(r.Context) > 0 {
 		b = append(b, `,"context":`...)
 		b = appendRaw(b, r.Context)

@@ -13,6 +13,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{TriggerID: "seq-1", ActionID: "a", Source: "bot", Status: StatusRejected, Error: &Error{Code: CodeInvalidTrigger, Message: "bad <json> & \"quotes\"\n\u2028"}},
 		{TriggerID: "t", ActionID: "a", Source: "test", Status: StatusSucceeded, Response: &Response{Headers: nil, Body: "\xff\x00binary\x7f"},
 			Context: json.RawMessage("{ \"spaced\" : [1, 2] }")},
+		{TriggerID: "t", ActionID: "a", Source: "bot", Status: StatusFailed, HTTPStatus: 429, RetryAfterMS: 2000,
+			Error: &Error{Code: CodeRateLimited, Message: "wait"}, Context: json.RawMessage(`{"c":1}`)},
 	}
 	for _, r := range results {
 		want, err := json.Marshal(r)

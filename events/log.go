@@ -14,6 +14,11 @@ const (
 	EventBreakerClosed      = "breaker_closed"
 	EventBreakerRejected    = "breaker_rejected"
 	EventDeadLettered       = "trigger_dead_lettered"
+	// EventActionThrottled and EventActionUnthrottled: the action asked
+	// for a pause (429 or 503 with Retry-After) and every replica holds
+	// back until it ends.
+	EventActionThrottled   = "action_throttled"
+	EventActionUnthrottled = "action_unthrottled"
 	// EventTokenReauthorizationRequired and EventTokenRecovered report a
 	// change of an oauth2 token's health, once per change.
 	EventTokenReauthorizationRequired = "token_reauthorization_required"

@@ -24,6 +24,10 @@ const (
 	CodeNetworkError       = "network_error"
 	CodeURLNotAllowed      = "url_not_allowed"
 	CodeBreakerOpen        = "breaker_open"
+	// CodeRateLimited: the action answered 429 or 503 with Retry-After
+	// (or is throttled after such an answer) and the trigger's deadline
+	// does not allow waiting; the result carries retry_after_ms.
+	CodeRateLimited = "rate_limited"
 	// CodeReauthorizationRequired: the oauth2 token needs a person to
 	// reconnect it or paste a new refresh token; no call was made.
 	CodeReauthorizationRequired = "reauthorization_required"
@@ -31,20 +35,23 @@ const (
 
 // Result is published once per trigger on Subjects.Result.
 type Result struct {
-	TriggerID      string          `json:"trigger_id"`
-	ActionID       string          `json:"action_id"`
-	Source         string          `json:"source"`
-	TokenID        string          `json:"token_id,omitempty"`
-	Status         string          `json:"status"`
-	HTTPStatus     int             `json:"http_status"`
-	Response       *Response       `json:"response"`
-	Attempts       int             `json:"attempts"`
-	TokenRefreshed bool            `json:"token_refreshed"`
-	Error          *Error          `json:"error"`
-	StartedAt      string          `json:"started_at"`
-	FinishedAt     string          `json:"finished_at"`
-	DurationMS     int64           `json:"duration_ms"`
-	Context        json.RawMessage `json:"context,omitempty"`
+	TriggerID      string    `json:"trigger_id"`
+	ActionID       string    `json:"action_id"`
+	Source         string    `json:"source"`
+	TokenID        string    `json:"token_id,omitempty"`
+	Status         string    `json:"status"`
+	HTTPStatus     int       `json:"http_status"`
+	Response       *Response `json:"response"`
+	Attempts       int       `json:"attempts"`
+	TokenRefreshed bool      `json:"token_refreshed"`
+	Error          *Error    `json:"error"`
+	StartedAt      string    `json:"started_at"`
+	FinishedAt     string    `json:"finished_at"`
+	DurationMS     int64     `json:"duration_ms"`
+	// RetryAfterMS is how long the action asked callers to wait (added
+	// field, with code rate_limited).
+	RetryAfterMS int64           `json:"retry_after_ms,omitempty"`
+	Context      json.RawMessage `json:"context,omitempty"`
 }
 
 // Response is the final response of the action URL, its body capped.
