@@ -123,9 +123,12 @@ func NewAuthenticator(store *Store, mgr *Manager) *Authenticator {
 // attempt was answered 401.
 //
 // Errors: ErrTokenNotFound, ErrTokenUnreadable and ErrUnsupportedType
-// (wrapped, the action was not called); a *RefreshError when a token could
-// not be obtained (the action may have been called once); anything else is
-// a fault of the token store (KV) and worth retrying later.
+// (wrapped, the action was not called); ErrReauthorizationRequired
+// (wrapped) when an oauth2 token needs reauthorization (no call to the
+// action, none to the token endpoint unless this call's own refresh was
+// refused); a *RefreshError when a token could not be obtained (the action
+// may have been called once); anything else is a fault of the token store
+// (KV) and worth retrying later.
 func (a *Authenticator) Do(ctx context.Context, ref Ref, attempt Attempt) (CallOutcome, error) {
 	if ref.TokenID == "" {
 		attempt(ctx, Credential{})
@@ -141,6 +144,8 @@ func (a *Authenticator) Do(ctx context.Context, ref Ref, attempt Attempt) (CallO
 		return CallOutcome{Attempts: 1}, nil
 	case TypeHTTP:
 		return a.doFetched(ctx, tok, ref, attempt)
+	case TypeOAuth2:
+		return a.doOAuth2(ctx, tok, ref, attempt)
 	}
 	return CallOutcome{}, fmt.Errorf("token %q has type %q: %w", tok.ID, tok.Type, ErrUnsupportedType)
 }

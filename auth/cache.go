@@ -24,11 +24,14 @@ func (m *Manager) Watch(ctx context.Context) error {
 	return nil
 }
 
-// apply takes one change of the bucket: a fetched token, or a lease or
-// failure record (which only wakes waiters).
+// apply takes one change of the bucket: a fetched token, an oauth2
+// connection record, or a lease or failure record (which only wakes
+// waiters).
 func (m *Manager) apply(e jetstream.KeyValueEntry) {
 	id, ok := strings.CutPrefix(e.Key(), fetchedKeyPrefix)
 	switch {
+	case strings.HasPrefix(e.Key(), oauth2KeyPrefix):
+		m.applyOAuth(e)
 	case !ok:
 		m.notify()
 	case e.Operation() != jetstream.KeyValuePut:

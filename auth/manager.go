@@ -52,6 +52,9 @@ type Manager struct {
 	current map[string]*Fetched
 	changed chan struct{}
 	flights map[string]*flight
+
+	// oauth holds the connection records of oauth2 tokens (oauth2*.go).
+	oauth *oauthState
 }
 
 // ManagerOption configures a Manager.
@@ -81,7 +84,7 @@ func WithSealer(s *Sealer) ManagerOption { return func(m *Manager) { m.sealer = 
 func NewManager(kv KV, fetcher *Fetcher, opts ...ManagerOption) *Manager {
 	m := &Manager{kv: kv, fetcher: fetcher, now: time.Now, holder: nuid.Next(),
 		leaseTTL: 15 * time.Second, margin: 30 * time.Second, poll: 20 * time.Millisecond, flightTO: 60 * time.Second,
-		current: map[string]*Fetched{}, changed: make(chan struct{}), flights: map[string]*flight{}}
+		current: map[string]*Fetched{}, changed: make(chan struct{}), flights: map[string]*flight{}, oauth: newOAuthState()}
 	for _, o := range opts {
 		o(m)
 	}
