@@ -42,7 +42,7 @@ func TestFetchErrors(t *testing.T) {
 		t.Errorf("no retry window: %v after %d calls, want one 503", err, calls.Load())
 	}
 	calls.Store(0)
-	_, _ = NewFetcher(WithRetryWindow(400 * time.Millisecond)).Fetch(t.Context(), tok("/busy"))
+	_, _ = NewFetcher(WithRetryWindow(400*time.Millisecond)).Fetch(t.Context(), tok("/busy"))
 	if calls.Load() < 2 {
 		t.Errorf("a 503 within the retry window was tried %d times, want it tried again", calls.Load())
 	}
