@@ -127,17 +127,20 @@ func NewRedactor(secrets ...string) *Redactor {
 		// A secret with escape-like parts ("\\", "%41", "&amp;") reads
 		// otherwise in a decoded view, where the escapes of one kind and
 		// the parts that kind leaves as they are (HTML leaves "\\", JSON
-		// leaves "%41") are all decoded.
+		// leaves "%41") are all decoded: search for its escapings, up to
+		// two deep, as a decoded view reads them.
 		if strings.ContainsAny(s, "%\\&") {
-			js, _ := json.Marshal(s)
-			for _, e := range []string{s, html.EscapeString(s), string(js[1 : len(js)-1]), url.QueryEscape(s), url.PathEscape(s)} {
-				for range 3 {
-					next := unescapeAll(e)
-					if next == e {
-						break
+			for _, e1 := range escapings {
+				for _, e2 := range escapings {
+					e := e2(e1(s))
+					for range 3 {
+						next := unescapeAll(e)
+						if next == e {
+							break
+						}
+						add(next, Mask(s))
+						e = next
 					}
-					add(next, Mask(s))
-					e = next
 				}
 			}
 		}
@@ -480,6 +483,15 @@ func leadsEscape(c byte, rest string) bool {
 		return true
 	}
 	return len(rest) < len(b)-1 && incompleteEscape(t) == 0
+}
+
+// escapings are the ways a text escapes a secret: none, HTML, JSON, URL.
+var escapings = []func(string) string{
+	func(s string) string { return s },
+	html.EscapeString,
+	func(s string) string { b, _ := json.Marshal(s); return string(b[1 : len(b)-1]) },
+	url.QueryEscape,
+	url.PathEscape,
 }
 
 // unescapeAll returns s with every escape decoded, once.
