@@ -93,8 +93,10 @@ func (m *Manager) requestToken(ctx context.Context, tok *Token, refresh Secret) 
 	if err == nil {
 		g := grant{outcome: granted, access: Secret(t.AccessToken), refresh: Secret(t.RefreshToken)}
 		g.rotated = refresh != "" && g.refresh != refresh
-		if t.ExpiresIn > 0 {
-			g.expiresIn = time.Duration(t.ExpiresIn) * time.Second
+		// clientcredentials turns expires_in into Expiry (on the real
+		// clock); the Manager's clock takes the lifetime from there.
+		if !t.Expiry.IsZero() {
+			g.expiresIn = max(time.Until(t.Expiry).Round(time.Second), time.Second)
 		}
 		return g
 	}
