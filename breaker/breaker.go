@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,16 +28,19 @@ type KV interface {
 
 // Breaker is the shared circuit breaker of every action.
 type Breaker struct {
-	kv       KV
-	s        Settings
-	now      func() time.Time
-	holder   string
-	onChange func(Transition)
-	onError  func(actionID string, err error)
+	kv         KV
+	s          Settings
+	now        func() time.Time
+	holder     string
+	onChange   func(Transition)
+	onError    func(actionID string, err error)
+	onThrottle func(Throttle)
 
 	mu      sync.RWMutex
 	cache   map[string]cached
 	pending map[string]*batch
+	// throttles: until when each action is held back (throttle.go).
+	throttles map[string]time.Time
 	// kvDownUntil: after a KV failure on the call path, calls fail open at
 	// once for a few seconds instead of each waiting for a timeout.
 	kvDownUntil time.Time
@@ -83,7 +87,8 @@ func New(kv KV, s Settings, opts ...Option) (*Breaker, error) {
 		return nil, fmt.Errorf("breaker settings: %w", err)
 	}
 	b := &Breaker{kv: kv, s: s, now: time.Now, holder: nuid.Next(), onChange: func(Transition) {},
-		onError: func(string, error) {}, cache: map[string]cached{}, pending: map[string]*batch{}}
+		onError: func(string, error) {}, onThrottle: func(Throttle) {},
+		cache: map[string]cached{}, pending: map[string]*batch{}, throttles: map[string]time.Time{}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -106,6 +111,9 @@ func (b *Breaker) Watch(ctx context.Context) error {
 }
 
 func (b *Breaker) apply(e jetstream.KeyValueEntry) {
+	if b.applyThrottle(e) {
+		return
+	}
 	if e.Operation() != jetstream.KeyValuePut {
 		b.mu.Lock()
 		delete(b.cache, e.Key())
@@ -451,7 +459,7 @@ func (b *Breaker) Get(actionID string) Status {
 func (b *Breaker) List(ctx context.Context) ([]Status, error) {
 	out, err := kvwatch.Collect(ctx, b.kv, func(e jetstream.KeyValueEntry) (Status, bool) {
 		var st Status
-		return st, json.Unmarshal(e.Value(), &st) == nil
+		return st, !strings.HasPrefix(e.Key(), throttleKeyPrefix) && json.Unmarshal(e.Value(), &st) == nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list breakers: %w", err)

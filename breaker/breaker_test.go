@@ -320,3 +320,29 @@ func TestReadyToTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottleIsSharedAndKeptApartFromBreakers: a pause written by one
+// replica is seen by the other from its watch; a shorter one does not
+// shorten it; throttle records are not listed as breakers.
+func TestThrottleIsSharedAndKeptApartFromBreakers(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.replica(t, Settings{}), f.replica(t, Settings{})
+	until := time.Now().Add(time.Hour)
+	if err := a.Throttle(t.Context(), "shop", until, 429); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Throttle(t.Context(), "shop", time.Now().Add(time.Minute), 503); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.ThrottledUntil("shop").UnixMilli() != until.UnixMilli() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := b.ThrottledUntil("shop"); got.UnixMilli() != until.UnixMilli() {
+		t.Errorf("the other replica sees the pause until %s, want %s", got, until)
+	}
+	list, err := a.List(t.Context())
+	if err != nil || len(list) != 0 {
+		t.Errorf("breakers listed: %+v, %v; want none", list, err)
+	}
+}

@@ -30,7 +30,8 @@ func (h *harness) startWithBreaker(s breaker.Settings, clock func() time.Time) (
 		h.t.Fatal(err)
 	}
 	pub := events.NewPublisher(js, events.NewSubjects(h.cfg.Prefix))
-	br, err := breaker.New(kv, s, breaker.WithClock(clock), breaker.OnTransition(TransitionLog(pub, slog.New(slog.DiscardHandler), time.Now)))
+	br, err := breaker.New(kv, s, breaker.WithClock(clock), breaker.OnTransition(TransitionLog(pub, slog.New(slog.DiscardHandler), time.Now)),
+		breaker.OnThrottle(ThrottleLog(pub, slog.New(slog.DiscardHandler), time.Now)))
 	if err != nil {
 		h.t.Fatal(err)
 	}

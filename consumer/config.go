@@ -56,6 +56,8 @@ type Config struct {
 	// SlowCall is how long a live call may run before it counts against
 	// its action's breaker as a failure, while still in flight: 5 s.
 	SlowCall time.Duration
+	// MaxRetryAfter caps the pause a Retry-After asks for: 1 min.
+	MaxRetryAfter time.Duration
 	// ResponseMemory bounds the bytes large responses (over 64 KiB) hold
 	// at once across all workers: 64 MiB. Each takes 3 x ResponseBodyCap
 	// plus its encoded result (at most the server's max payload) until its
@@ -132,6 +134,7 @@ func (c Config) WithDefaults() Config {
 	}
 	defDur(&c.ResultRetry, 2*time.Minute)
 	defDur(&c.SlowCall, 5*time.Second)
+	defDur(&c.MaxRetryAfter, time.Minute)
 	return c
 }
 

@@ -150,15 +150,60 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 		}
 	}
 
-	var c *callResult
-	out, err := s.auth.Do(ctx, auth.Ref{TokenID: t.TokenID, OnBackgroundRefresh: s.backgroundRefresh(r.res)},
-		func(ctx context.Context, cred auth.Credential) int {
-			c.free() // the 401 of a first attempt is not kept
-			c = s.call(ctx, t, cred)
-			r.call = c
-			s.metrics.call(t.ActionID, c.elapsed)
-			return c.status
-		})
+	var (
+		c   *callResult
+		out auth.CallOutcome
+		err error
+		// until is this trigger's own view of the action's pause, in case
+		// the shared throttle could not be written.
+		until time.Time
+	)
+	ref := auth.Ref{TokenID: t.TokenID, OnBackgroundRefresh: s.backgroundRefresh(r.res)}
+	attempt := func(ctx context.Context, cred auth.Credential) int {
+		c.free() // the 401 of a first attempt is not kept
+		c = s.call(ctx, t, cred)
+		r.call = c
+		s.metrics.call(t.ActionID, c.elapsed)
+		return c.status
+	}
+	// A call answered 429 or 503 with Retry-After pauses the action on
+	// every replica; this trigger waits when its deadline allows and is
+	// sent once more, else it is rate_limited.
+	for round := 0; round < 2; round++ {
+		if wait := max(time.Until(until), s.throttledFor(t.ActionID)); wait > 0 {
+			if !s.canWait(ctx, t, wait) {
+				r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
+				s.rateLimited(t, r, c, wait)
+				return
+			}
+			if !sleepCtx(ctx, wait) {
+				err = fmt.Errorf("wait for the pause the action asked for: %w", ctx.Err())
+				break
+			}
+		}
+		var o auth.CallOutcome
+		o, err = s.auth.Do(ctx, ref, attempt)
+		out.Attempts += o.Attempts
+		out.Refreshed = out.Refreshed || o.Refreshed
+		out.Retried = o.Retried
+		if o.Fetched != nil {
+			out.Fetched = o.Fetched
+		}
+		if err != nil {
+			break
+		}
+		ra, ok := retryAfter(c, s.cfg.MaxRetryAfter)
+		if !ok {
+			break
+		}
+		until = time.Now().Add(ra)
+		s.throttle(t.ActionID, until, c.status)
+		if round == 1 {
+			r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
+			s.rateLimited(t, r, c, ra)
+			return
+		}
+	}
 	r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
 	if out.Fetched != nil {
 		s.metrics.refreshed(t.TokenID)

@@ -31,20 +31,21 @@ type Breaker interface {
 
 // Service executes triggers from the shared durable consumer.
 type Service struct {
-	cfg      Config
-	js       jetstream.JetStream
-	res      *Resources
-	subjects events.Subjects
-	pub      *events.Publisher
-	tokens   *auth.Store
-	mgr      *auth.Manager
-	auth     *auth.Authenticator
-	client   *http.Client
-	breaker  Breaker
-	metrics  *Metrics
-	log      *slog.Logger
-	now      func() time.Time
-	rejected rateLimiter
+	cfg       Config
+	js        jetstream.JetStream
+	res       *Resources
+	subjects  events.Subjects
+	pub       *events.Publisher
+	tokens    *auth.Store
+	mgr       *auth.Manager
+	auth      *auth.Authenticator
+	client    *http.Client
+	breaker   Breaker
+	throttler Throttler
+	metrics   *Metrics
+	log       *slog.Logger
+	now       func() time.Time
+	rejected  rateLimiter
 
 	// beforeAck, when set, is called before a trigger is acked; returning
 	// false skips the ack, as a crash right before it would.
@@ -73,8 +74,16 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 func WithHTTPClient(c *http.Client) Option { return func(s *Service) { s.client = c } }
 
 // WithBreaker sets the circuit breaker (default: none, every call goes
-// through).
-func WithBreaker(b Breaker) Option { return func(s *Service) { s.breaker = b } }
+// through). A breaker that is also a Throttler holds actions back after
+// their API asked for a pause.
+func WithBreaker(b Breaker) Option {
+	return func(s *Service) {
+		s.breaker = b
+		if th, ok := b.(Throttler); ok {
+			s.throttler = th
+		}
+	}
+}
 
 // WithClock sets the clock of timestamps (default time.Now).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }

@@ -100,6 +100,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	pub := events.NewPublisher(c.js, events.NewSubjects(cfg.Prefix))
 	br, err := breaker.New(res.Breakers, s.breakerSettings(),
 		breaker.OnTransition(consumer.TransitionLog(pub, log, time.Now)),
+		breaker.OnThrottle(consumer.ThrottleLog(pub, log, time.Now)),
 		breaker.OnError(func(actionID string, err error) {
 			log.Warn("breaker state unreachable, failing open", "action_id", actionID, "err", err)
 		}))

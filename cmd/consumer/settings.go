@@ -59,6 +59,7 @@ type settings struct {
 	BreakerConsecutive int           `envconfig:"ACTIONS_BREAKER_CONSECUTIVE" default:"5" desc:"consecutive failures that open the breaker"`
 	BreakerCooldown    time.Duration `envconfig:"ACTIONS_BREAKER_COOLDOWN" default:"30s" desc:"first cool-down before a probe"`
 	BreakerSlowCall    time.Duration `envconfig:"ACTIONS_BREAKER_SLOW_CALL" default:"5s" desc:"a live call running longer counts against its action's breaker as a failure, while still in flight"`
+	MaxRetryAfter      time.Duration `envconfig:"ACTIONS_MAX_RETRY_AFTER" default:"1m" desc:"cap of the pause a 429 or 503 Retry-After asks for; every replica holds the action back that long"`
 	BreakerMaxCooldown time.Duration `envconfig:"ACTIONS_BREAKER_MAX_COOLDOWN" default:"10m" desc:"cap of the doubling cool-down"`
 
 	HTTPAddr      string `envconfig:"ACTIONS_HTTP_ADDR" desc:"address of the metrics and health server (/metrics, /healthz, /readyz, the web UI); empty disables it"`
@@ -150,7 +151,7 @@ func (s *settings) consumerConfig() consumer.Config {
 		prefetch = consumer.NoPrefetch // ACTIONS_PREFETCH=0 means none, not the default
 	}
 	return consumer.Config{
-		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, ActionConcurrency: s.ActionConcurrency, SlowCall: s.BreakerSlowCall, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
+		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, ActionConcurrency: s.ActionConcurrency, SlowCall: s.BreakerSlowCall, MaxRetryAfter: s.MaxRetryAfter, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
 		AckWait: s.AckWait, MaxDeliver: s.MaxDeliver, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
 		ResponseBodyCap: s.ResponseBodyCap, ResponseMemory: s.ResponseMemory, ResultRetry: s.ResultRetry, MaxTriggerBytes: s.MaxTriggerBytes, ShutdownTimeout: s.ShutdownTimeout,
 		RetentionMaxAge: s.RetentionMaxAge, DuplicateWindow: s.DuplicateWindow,
