@@ -14,7 +14,7 @@ import (
 
 // viewOnly are the fields of a token's reply that are not part of a token;
 // a client may send a reply back as an edit.
-var viewOnly = []string{"fetched"}
+var viewOnly = []string{"fetched", "status", "status_changed_at", "last_error"}
 
 // decodeToken reads a token of a test or save request, strictly.
 func decodeToken(data []byte) (*auth.Token, error) {
@@ -28,7 +28,11 @@ func decodeToken(data []byte) (*auth.Token, error) {
 // SaveToken validates t, keeps the stored values of secrets that an edit
 // sent back masked, tests an HTTP token's auth request, stores t and, when
 // its type or auth configuration changed, drops its cached fetched token.
-// It returns the token as saved (secrets mask themselves when encoded).
+// An oauth2 token is tested by auth.Manager.SaveOAuth2 (a token request;
+// a pasted refresh token is spent by it and the rotated one is kept in the
+// token's connection, not in the token), which writes the connection and
+// its health before the token is stored. It returns the token as saved
+// (secrets mask themselves when encoded).
 //
 // Errors: *Error with CodeInvalidToken (what is wrong with the token) or
 // CodeTestFailed (why the test request failed); others are faults of the
@@ -43,13 +47,23 @@ func (a *Service) SaveToken(ctx context.Context, t *auth.Token) (*auth.Token, er
 		}
 	}
 	keepMaskedSecrets(t, prev)
+	keepConnection(t)
 	t.Normalize()
 	if err := t.Validate(); err != nil {
 		return nil, &Error{Code: CodeInvalidToken, Message: err.Error()}
 	}
-	if t.Type == auth.TypeHTTP {
+	switch t.Type {
+	case auth.TypeHTTP:
 		if r := a.TestToken(ctx, t); !r.OK {
 			return nil, &Error{Code: CodeTestFailed, Message: "not saved: the test request failed: " + r.Error}
+		}
+	case auth.TypeOAuth2:
+		if _, err := a.mgr.SaveOAuth2(ctx, t); errors.Is(err, auth.ErrInvalidToken) {
+			return nil, &Error{Code: CodeInvalidToken, Message: err.Error()}
+		} else if errors.Is(err, auth.ErrTestFailed) {
+			return nil, &Error{Code: CodeTestFailed, Message: "not saved: " + err.Error()}
+		} else if err != nil {
+			return nil, err
 		}
 	}
 	if _, err := a.store.Put(ctx, t); err != nil {
@@ -60,7 +74,22 @@ func (a *Service) SaveToken(ctx context.Context, t *auth.Token) (*auth.Token, er
 			a.log.Warn("drop cached fetched token", "token_id", t.ID, "err", err)
 		}
 	}
+	if prev != nil && prev.Type == auth.TypeOAuth2 && t.Type != auth.TypeOAuth2 {
+		if err := a.mgr.ForgetOAuth2(ctx, t.ID); err != nil {
+			a.log.Warn("drop oauth2 connection", "token_id", t.ID, "err", err)
+		}
+	}
 	return t, nil
+}
+
+// keepConnection drops a refresh token that an edit of an oauth2 token
+// sent back masked: the token's connection is kept. A saved token holds no
+// refresh token (its view shows the connection's, which rotates, so an
+// older view's mask is as good), and a mask is never a refresh token.
+func keepConnection(t *auth.Token) {
+	if t.OAuth2 != nil && auth.IsMask(string(t.OAuth2.RefreshToken)) {
+		t.OAuth2.RefreshToken = ""
+	}
 }
 
 // ImportTokens saves the tokens of data, one token or an array of them,
@@ -98,6 +127,9 @@ func keepMaskedSecrets(t, prev *auth.Token) {
 	if same(t.Value, prev.Value) {
 		t.Value = prev.Value
 	}
+	if t.OAuth2 != nil && prev.OAuth2 != nil && same(t.OAuth2.ClientSecret, prev.OAuth2.ClientSecret) {
+		t.OAuth2.ClientSecret = prev.OAuth2.ClientSecret
+	}
 	if t.Request == nil || prev.Request == nil {
 		return
 	}
@@ -134,8 +166,11 @@ type TestResponse struct {
 // (without token_path it only has to answer 2xx, so that the admin can
 // pick the path from the response shown).
 func (a *Service) TestToken(ctx context.Context, t *auth.Token) *TestReply {
-	if t.Type == auth.TypeText {
+	switch t.Type {
+	case auth.TypeText:
 		return &TestReply{OK: true, TokenPreview: auth.Mask(t.Value.Reveal())}
+	case auth.TypeOAuth2:
+		return a.testOAuth2(ctx, t)
 	}
 	res, err := a.fetcher.Test(ctx, t)
 	if err != nil {
@@ -179,22 +214,51 @@ func (a *Service) tokensTest(ctx context.Context, data []byte) (*TestReply, erro
 	return a.TestToken(ctx, t), nil
 }
 
-// TokenView is a token as admins see it: secrets masked, and for an HTTP
-// token what is known of its most recently fetched token.
+// TokenView is a token as admins see it: secrets masked, for an HTTP
+// token what is known of its most recently fetched token, and for an
+// oauth2 token its connection and health (contract §10).
 type TokenView struct {
 	*auth.Token
-	Fetched *FetchedView `json:"fetched,omitempty"`
+	Fetched         *FetchedView `json:"fetched,omitempty"`
+	Status          string       `json:"status,omitempty"`
+	StatusChangedAt string       `json:"status_changed_at,omitempty"`
+	LastError       string       `json:"last_error,omitempty"`
 }
 
-// FetchedView describes a fetched token without showing it.
+// FetchedView describes a fetched token without showing it; for an oauth2
+// token, also its connection's refresh token.
 type FetchedView struct {
-	TokenPreview string `json:"token_preview"`
-	FetchedAt    string `json:"fetched_at"`
-	ExpiresAt    string `json:"expires_at,omitempty"`
+	TokenPreview        string `json:"token_preview"`
+	FetchedAt           string `json:"fetched_at"`
+	ExpiresAt           string `json:"expires_at,omitempty"`
+	RefreshTokenPreview string `json:"refresh_token_preview,omitempty"`
 }
 
-func (a *Service) view(t *auth.Token) TokenView {
+func (a *Service) view(ctx context.Context, t *auth.Token) TokenView {
 	v := TokenView{Token: t}
+	if t.Type == auth.TypeOAuth2 && a.mgr != nil {
+		c, ok, err := a.mgr.OAuth2View(ctx, t.ID)
+		if err != nil {
+			v.LastError = "connection unreadable: " + err.Error()
+		}
+		if !ok {
+			return v
+		}
+		v.Status, v.LastError = c.Status, c.LastError
+		if !c.ChangedAt.IsZero() {
+			v.StatusChangedAt = events.FormatTime(c.ChangedAt)
+		}
+		if c.AccessTokenPreview != "" || c.RefreshTokenPreview != "" {
+			v.Fetched = &FetchedView{TokenPreview: c.AccessTokenPreview, RefreshTokenPreview: c.RefreshTokenPreview}
+			if !c.FetchedAt.IsZero() {
+				v.Fetched.FetchedAt = events.FormatTime(c.FetchedAt)
+			}
+			if !c.ExpiresAt.IsZero() {
+				v.Fetched.ExpiresAt = events.FormatTime(c.ExpiresAt)
+			}
+		}
+		return v
+	}
 	if t.Type == auth.TypeHTTP && a.mgr != nil {
 		if f := a.mgr.Peek(t.ID); f != nil && f.ConfigHash == t.ConfigHash() {
 			v.Fetched = &FetchedView{TokenPreview: auth.Mask(f.Token.Reveal()), FetchedAt: events.FormatTime(f.FetchedAt)}
@@ -217,7 +281,7 @@ func (a *Service) TokenView(ctx context.Context, id string) (TokenView, error) {
 	if err != nil {
 		return TokenView{}, err
 	}
-	return a.view(t), nil
+	return a.view(ctx, t), nil
 }
 
 // ListTokens returns every token as admins see it, sorted by id.
@@ -228,7 +292,7 @@ func (a *Service) ListTokens(ctx context.Context) ([]TokenView, error) {
 	}
 	views := make([]TokenView, 0, len(list))
 	for _, t := range list {
-		views = append(views, a.view(t))
+		views = append(views, a.view(ctx, t))
 	}
 	return views, nil
 }
@@ -245,5 +309,27 @@ func (a *Service) DeleteToken(ctx context.Context, id string) error {
 	if err := a.mgr.Forget(ctx, id); err != nil {
 		a.log.Warn("drop cached fetched token", "token_id", id, "err", err)
 	}
+	if err := a.mgr.ForgetOAuth2(ctx, id); err != nil {
+		a.log.Warn("drop oauth2 connection", "token_id", id, "err", err)
+	}
 	return nil
+}
+
+// testOAuth2 is the test of an oauth2 token that does not save it: a
+// client_credentials token fetches a token. A token that works from a
+// refresh token is not refreshed: that would spend the refresh token
+// (providers rotate them), so it is tested when it is saved.
+func (a *Service) testOAuth2(ctx context.Context, t *auth.Token) *TestReply {
+	if t.OAuth2.Grant != auth.GrantClientCredentials {
+		return &TestReply{OK: true, Details: map[string]any{"hint": "a refresh token is spent by a refresh: it is tested when the token is saved"}}
+	}
+	res := a.mgr.TestOAuth2(ctx, t)
+	r := &TestReply{OK: res.Err == nil, HTTPStatus: res.Status, TokenPreview: res.TokenPreview, ExpiresIn: int64(res.ExpiresIn / time.Second)}
+	if res.Err != nil {
+		r.Error = res.Err.Error()
+	}
+	if res.Body != "" {
+		r.Response = &TestResponse{Body: res.Body, Headers: map[string]string{}}
+	}
+	return r
 }

@@ -137,3 +137,34 @@ func (m *Manager) install(ctx context.Context, id string, prev, next *oauthConn)
 	m.reportHealth(id, prev, written)
 	return written.Health, nil
 }
+
+// OAuth2Test is what a test token request of an oauth2 token answered.
+type OAuth2Test struct {
+	// Status is the token endpoint's HTTP status (0 when no answer came).
+	Status       int
+	TokenPreview string
+	ExpiresIn    time.Duration
+	// Body is an error answer, capped, secrets masked.
+	Body string
+	// Err is why the test failed, nil when it passed.
+	Err error
+}
+
+// TestOAuth2 makes one client_credentials token request for tok, without
+// saving anything. A token that works from a refresh token is not tested
+// this way: the refresh would spend its refresh token.
+func (m *Manager) TestOAuth2(ctx context.Context, tok *Token) OAuth2Test {
+	if tok.OAuth2.needsRefreshToken() {
+		return OAuth2Test{Err: fmt.Errorf("grant %s is tested when the token is saved", tok.OAuth2.Grant)}
+	}
+	g := m.requestToken(ctx, tok, "")
+	if g.outcome == granted {
+		return OAuth2Test{Status: 200, TokenPreview: Mask(g.access.Reveal()), ExpiresIn: g.expiresIn}
+	}
+	res := OAuth2Test{Err: g.err}
+	var aerr *AuthError
+	if errors.As(g.err, &aerr) {
+		res.Status, res.Body = aerr.Status, aerr.Body
+	}
+	return res
+}
