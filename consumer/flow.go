@@ -220,6 +220,11 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 		s.reject(r, events.CodeTokenNotFound, err.Error())
 	case errors.Is(err, netguard.ErrNotAllowed):
 		s.reject(r, events.CodeURLNotAllowed, fmt.Sprintf("the auth endpoint of token %s: %v", t.TokenID, errors.Unwrap(err)))
+	case errors.Is(err, auth.ErrReauthorizationRequired):
+		// No call was made: an admin must save the token again or reconnect it.
+		r.res.Status = events.StatusFailed
+		r.res.Error = &events.Error{Code: events.CodeReauthorizationRequired, Message: err.Error()}
+		r.log(events.LevelError, events.EventActionFailed, err.Error(), map[string]any{"code": events.CodeReauthorizationRequired})
 	case errors.As(err, &rerr):
 		s.metrics.refreshFailure(t.TokenID)
 		s.refreshFailed(r, rerr.Err)
