@@ -387,6 +387,8 @@ func TestOAuth2InvalidGrantThenSavedAgain(t *testing.T) {
 	if !errors.Is(err, ErrReauthorizationRequired) || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Fatalf("refresh after revocation: %v", err)
 	}
+	// Every replica learns it from the shared record (the watch).
+	waitFor(t, func() bool { c := r1.mgr.cachedOAuth("crm"); return c.Health.Status == HealthReauthorizationRequired })
 	tokenCalls, apiCalls := srv.TokenCalls(), a.calls.Load()
 	for _, r := range []*replica{r1, r2} {
 		for range 10 {
