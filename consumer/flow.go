@@ -170,16 +170,15 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 	// every replica; this trigger waits when its deadline allows and is
 	// sent once more, else it is rate_limited.
 	for round := 0; round < 2; round++ {
-		if wait := max(time.Until(until), s.throttledFor(t.ActionID)); wait > 0 {
-			if !s.canWait(ctx, t, wait) {
-				r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
-				s.rateLimited(t, r, c, wait)
-				return
-			}
-			if !sleepCtx(ctx, wait) {
-				err = fmt.Errorf("wait for the pause the action asked for: %w", ctx.Err())
-				break
-			}
+		release, wait, werr := s.awaitPause(ctx, t, until)
+		if werr != nil {
+			err = werr
+			break
+		}
+		if wait > 0 {
+			r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
+			s.rateLimited(t, r, c, wait)
+			return
 		}
 		var o auth.CallOutcome
 		o, err = s.auth.Do(ctx, ref, attempt)
@@ -190,14 +189,17 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 			out.Fetched = o.Fetched
 		}
 		if err != nil {
+			release()
 			break
 		}
 		ra, ok := retryAfter(c, s.cfg.MaxRetryAfter)
 		if !ok {
+			release()
 			break
 		}
 		until = time.Now().Add(ra)
 		s.throttle(t.ActionID, until, c.status)
+		release() // after the pause is recorded: the next in turn sees it
 		if round == 1 {
 			r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
 			s.rateLimited(t, r, c, ra)

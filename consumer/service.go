@@ -42,6 +42,8 @@ type Service struct {
 	client    *http.Client
 	breaker   Breaker
 	throttler Throttler
+	resume    gates
+	lastPause sync.Map // action id -> time.Time: the end of its last pause seen here
 	metrics   *Metrics
 	log       *slog.Logger
 	now       func() time.Time

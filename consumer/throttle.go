@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"customactions/breaker"
@@ -25,7 +26,25 @@ func (s *Service) throttledFor(actionID string) time.Duration {
 	if s.throttler == nil {
 		return 0
 	}
-	return time.Until(s.throttler.ThrottledUntil(actionID))
+	until := s.throttler.ThrottledUntil(actionID)
+	if !until.IsZero() {
+		s.lastPause.Store(actionID, until)
+	}
+	return time.Until(until)
+}
+
+// recoveryWindow is how long after a pause ends the triggers of the action
+// still go one at a time in a process: the API has just asked for less.
+const recoveryWindow = 10 * time.Second
+
+// recovering reports whether a pause of the action ended within the
+// recovery window.
+func (s *Service) recovering(actionID string, until time.Time) bool {
+	last := until
+	if v, ok := s.lastPause.Load(actionID); ok && v.(time.Time).After(last) {
+		last = v.(time.Time)
+	}
+	return !last.IsZero() && time.Since(last) < recoveryWindow
 }
 
 // throttle records the pause the action asked for, for every replica.
@@ -37,6 +56,64 @@ func (s *Service) throttle(actionID string, until time.Time, status int) {
 	defer cancel()
 	if err := s.throttler.Throttle(ctx, actionID, until, status); err != nil {
 		s.log.Warn("throttle state unreachable: only this trigger waits", "action_id", actionID, "err", err)
+	}
+}
+
+// awaitPause waits while the action is paused (fleet-wide, or until, this
+// trigger's own view). For a while after a pause the action's triggers go
+// one at a time in this process (the first may be answered 429 again, and
+// the others must not be in flight then); release ends the trigger's turn.
+// A pause longer than the deadline allows returns its length in wait.
+func (s *Service) awaitPause(ctx context.Context, t *events.Trigger, until time.Time) (release func(), wait time.Duration, err error) {
+	waited := false
+	for {
+		wait = max(time.Until(until), s.throttledFor(t.ActionID))
+		if wait <= 0 {
+			if !waited && !s.recovering(t.ActionID, until) {
+				return func() {}, 0, nil
+			}
+			release, err := s.resume.enter(ctx, t.ActionID)
+			if err != nil {
+				return nil, 0, fmt.Errorf("wait for the pause the action asked for: %w", err)
+			}
+			if max(time.Until(until), s.throttledFor(t.ActionID)) <= 0 {
+				return release, 0, nil
+			}
+			release() // paused again by the trigger that went first
+			continue
+		}
+		if !s.canWait(ctx, t, wait) {
+			return nil, wait, nil
+		}
+		if !sleepCtx(ctx, wait) {
+			return nil, 0, fmt.Errorf("wait for the pause the action asked for: %w", ctx.Err())
+		}
+		waited = true
+	}
+}
+
+// gates lets one trigger at a time per action through.
+type gates struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+func (g *gates) enter(ctx context.Context, key string) (func(), error) {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = map[string]chan struct{}{}
+	}
+	ch := g.m[key]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		g.m[key] = ch
+	}
+	g.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return sync.OnceFunc(func() { <-ch }), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
