@@ -203,6 +203,10 @@ func NewRedactor(secrets ...string) *Redactor {
 // blockHashes returns the hashes of the two bytes a, b as a text may write
 // them: a space also as "+".
 func blockHashes(a, b byte) (hs [4]int, n int) {
+	if a != ' ' && b != ' ' {
+		hs[0] = blockHash(a, b)
+		return hs, 1
+	}
 	as, bs := []byte{a, '+'}[:1], []byte{b, '+'}[:1]
 	if a == ' ' {
 		as = as[:2]
