@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"customactions/auth"
 	"customactions/events"
 )
 
@@ -27,6 +28,11 @@ import (
 //     id that is not a valid action id). An action whose id is "_other" or
 //     "_invalid" shares that label.
 //   - token is bound the same way (WithMaxTokenSeries; 1000 by default).
+//     actions_token_health (Service.Collector) is 1 for the current status
+//     of each oauth2 token and 0 for the others; tokens past the bound
+//     share "_other", whose value is then the number of them in a status.
+//   - to (actions_token_health_changes_total) is ok, degraded or
+//     reauthorization_required; anything else is "other".
 //
 // So actions_triggers_total has at most (MaxActionSeries+2)·4·5 series.
 type Metrics struct {
@@ -37,6 +43,7 @@ type Metrics struct {
 	refreshFailed  *prometheus.CounterVec
 	deadLettered   prometheus.Counter
 	breakerRejects *prometheus.CounterVec
+	healthChanges  *prometheus.CounterVec
 
 	actions *labelBound
 	tokens  *labelBound
@@ -103,8 +110,11 @@ func NewMetrics(reg prometheus.Registerer, opts ...MetricsOption) *Metrics {
 		breakerRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "actions_breaker_rejected_total", Help: "Live triggers answered breaker_open.",
 		}, []string{"action"}),
+		healthChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "actions_token_health_changes_total", Help: "Changes of an oauth2 token's health made by this replica, by new status.",
+		}, []string{"to"}),
 	}
-	reg.MustRegister(m.triggers, m.callDuration, m.attempts, m.refreshes, m.refreshFailed, m.deadLettered, m.breakerRejects)
+	reg.MustRegister(m.triggers, m.callDuration, m.attempts, m.refreshes, m.refreshFailed, m.deadLettered, m.breakerRejects, m.healthChanges)
 	return m
 }
 
@@ -144,6 +154,35 @@ func (m *Metrics) dead() {
 	if m != nil {
 		m.deadLettered.Inc()
 	}
+}
+
+// TokenHealthHook returns a hook for auth.Manager.OnHealthChange that
+// counts the change in actions_token_health_changes_total and then calls
+// next (when not nil). Each change is made, and so counted, by one replica:
+// the sum over replicas is the number of changes. With m nil it returns
+// next.
+func (m *Metrics) TokenHealthHook(next func(auth.HealthChange)) func(auth.HealthChange) {
+	if m == nil {
+		return next
+	}
+	return func(c auth.HealthChange) {
+		m.healthChanges.WithLabelValues(healthLabel(c.To)).Inc()
+		if next != nil {
+			next(c)
+		}
+	}
+}
+
+// healthStatuses are the statuses of actions_token_health, in order.
+var healthStatuses = []string{auth.HealthOK, auth.HealthDegraded, auth.HealthReauthorizationRequired}
+
+func healthLabel(s string) string {
+	for _, h := range healthStatuses {
+		if s == h {
+			return s
+		}
+	}
+	return labelOther
 }
 
 func sourceLabel(s string) string {
@@ -214,17 +253,42 @@ type serviceCollector struct {
 	pending    *prometheus.Desc
 	ackPending *prometheus.Desc
 	redeliver  *prometheus.Desc
+	health     *prometheus.Desc
 
 	mu      sync.Mutex
 	at      time.Time
 	counts  [3]float64
 	counted bool
+
+	// The health of oauth2 tokens, read from their connection records
+	// (every replica sees the same) at most every healthEvery.
+	healthMu    sync.Mutex
+	healthAt    time.Time
+	healthSeen  map[tokenStatus]float64
+	healthBound *labelBound
 }
 
+// tokenStatus is a series of actions_token_health.
+type tokenStatus struct{ token, status string }
+
+// healthEvery is how often a scrape reads the tokens' health again.
+const healthEvery = 5 * time.Second
+
 // Collector returns a collector of the service's gauges; register it next
-// to NewMetrics.
+// to NewMetrics. Besides the consumer's counts it reports
+// actions_token_health{token,status}: for each oauth2 token with a
+// connection, 1 for its current status (ok, degraded,
+// reauthorization_required) and 0 for the others, read from the shared
+// connection records (at most every 5 s), so every replica reports the
+// same. Token labels share the bound of the service's Metrics.
 func (s *Service) Collector() prometheus.Collector {
-	return &serviceCollector{svc: s,
+	bound := newLabelBound(0)
+	if s.metrics != nil {
+		bound = s.metrics.tokens
+	}
+	return &serviceCollector{svc: s, healthBound: bound,
+		health: prometheus.NewDesc("actions_token_health", "Health of an oauth2 token: 1 for its current status, 0 for the others.",
+			[]string{"token", "status"}, nil),
 		inFlight:   prometheus.NewDesc("actions_in_flight", "Triggers being executed by this replica.", nil, nil),
 		pending:    prometheus.NewDesc("actions_consumer_pending", "Triggers in the stream not yet delivered to any replica.", nil, nil),
 		ackPending: prometheus.NewDesc("actions_consumer_ack_pending", "Triggers delivered and not yet acked, across replicas.", nil, nil),
@@ -237,6 +301,7 @@ func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pending
 	ch <- c.ackPending
 	ch <- c.redeliver
+	ch <- c.health
 }
 
 func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -258,4 +323,46 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, c.counts[1])
 		ch <- prometheus.MustNewConstMetric(c.redeliver, prometheus.GaugeValue, c.counts[2])
 	}
+	for k, v := range c.tokenHealth() {
+		ch <- prometheus.MustNewConstMetric(c.health, prometheus.GaugeValue, v, k.token, k.status)
+	}
+}
+
+// tokenHealth returns the series of actions_token_health, read again when
+// the last read is older than healthEvery. A failed read keeps the last.
+func (c *serviceCollector) tokenHealth() map[tokenStatus]float64 {
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	if c.healthSeen != nil && time.Since(c.healthAt) < healthEvery {
+		return c.healthSeen
+	}
+	c.healthAt = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	toks, err := c.svc.tokens.List(ctx)
+	if err != nil {
+		return c.healthSeen
+	}
+	seen := map[tokenStatus]float64{}
+	for _, t := range toks {
+		if t.Type != auth.TypeOAuth2 {
+			continue
+		}
+		v, ok, err := c.svc.mgr.OAuth2View(ctx, t.ID)
+		if err != nil || !ok {
+			continue
+		}
+		label := c.healthBound.value(t.ID, true)
+		for _, st := range healthStatuses {
+			k := tokenStatus{label, st}
+			if _, ok := seen[k]; !ok {
+				seen[k] = 0
+			}
+			if v.Status == st {
+				seen[k]++
+			}
+		}
+	}
+	c.healthSeen = seen
+	return seen
 }

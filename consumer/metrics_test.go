@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"customactions/auth"
 	"customactions/events"
 )
 
@@ -217,4 +218,41 @@ func TestMetricsThroughService(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMetricsTokenHealthHook: each health change is counted by its new
+// status (a status outside the known set is "other"), the next hook still
+// hears it, and without metrics the hook is the next one unchanged.
+func TestMetricsTokenHealthHook(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	var heard []string
+	hook := m.TokenHealthHook(func(c auth.HealthChange) { heard = append(heard, c.To) })
+	for _, to := range []string{auth.HealthOK, auth.HealthDegraded, auth.HealthOK, auth.HealthReauthorizationRequired, "bogus\"{x=\"y"} {
+		hook(auth.HealthChange{TokenID: "crm", To: to})
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "actions_token_health_changes_total" {
+			for _, mt := range mf.GetMetric() {
+				got[mt.GetLabel()[0].GetValue()] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{"ok": 2, "degraded": 1, "reauthorization_required": 1, "other": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("changes %v, want %v", got, want)
+	}
+	if len(heard) != 5 {
+		t.Errorf("the next hook heard %d changes, want 5", len(heard))
+	}
+	var nilMetrics *Metrics
+	if nilMetrics.TokenHealthHook(nil) != nil {
+		t.Error("no metrics and no next hook: want a nil hook")
+	}
+	m.TokenHealthHook(nil)(auth.HealthChange{To: auth.HealthOK}) // no next hook: counted only
 }
