@@ -86,6 +86,17 @@ func (c Credential) Redact(s string) string {
 	return s
 }
 
+// Lookahead is how many bytes past a cap a caller should read before it
+// redacts and cuts, so that a secret straddling the cap is recognized in
+// full and masked, not left in part.
+func (c Credential) Lookahead() int {
+	n := 0
+	for _, r := range c.redact {
+		n = max(n, r.Lookahead())
+	}
+	return n
+}
+
 // Redacts reports whether Redact can change anything.
 func (c Credential) Redacts() bool { return len(c.redact) > 0 }
 

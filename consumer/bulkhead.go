@@ -80,16 +80,30 @@ func (b *bulkhead) leave(action string) *pending {
 	return nil
 }
 
-// take removes the parked triggers of the actions for which open reports
-// true (their breaker is open: they will not call, so they need no slot).
+// take removes the parked live triggers of the actions for which open
+// reports true (their breaker is open: they will not call, so they need no
+// slot). Test triggers bypass the breaker and stay parked.
 func (b *bulkhead) take(open func(action string) bool) []*pending {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []*pending
 	for action, q := range b.parked {
-		if open(action) {
-			out = append(out, q...)
+		if !open(action) {
+			continue
+		}
+		kept := q[:0]
+		for _, p := range q {
+			if p.t.Live() {
+				out = append(out, p)
+			} else {
+				kept = append(kept, p)
+			}
+		}
+		clear(q[len(kept):])
+		if len(kept) == 0 {
 			delete(b.parked, action)
+		} else {
+			b.parked[action] = kept
 		}
 	}
 	return out

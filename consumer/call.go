@@ -75,7 +75,7 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credent
 		return res
 	}
 	defer resp.Body.Close()
-	data, err := s.readBody(ctx, resp.Body, res)
+	data, err := s.readBody(ctx, resp.Body, res, cred.Lookahead())
 	if err != nil {
 		res.free()
 		if errors.Is(err, errNoResponseMemory) {
@@ -86,14 +86,21 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credent
 		res.message = "read response: " + res.message
 		return res
 	}
-	if int64(len(data)) > s.cfg.ResponseBodyCap {
-		data, res.truncated = data[:s.cfg.ResponseBodyCap], true
-	} else {
+	res.truncated = int64(len(data)) > s.cfg.ResponseBodyCap
+	if !res.truncated {
 		// Read to the end so the connection is reused; bounded by the cap.
 		_, _ = io.CopyN(io.Discard, resp.Body, 4096)
 	}
 	res.status = resp.StatusCode
 	res.body = string(data)
+	if cred.Redacts() {
+		// Redacted before the cut, over the bytes read past the cap: a
+		// secret that straddles the cap is masked whole, not left in part.
+		res.body = cred.Redact(res.body)
+	}
+	if int64(len(res.body)) > s.cfg.ResponseBodyCap {
+		res.body = res.body[:s.cfg.ResponseBodyCap]
+	}
 	res.headers = make(map[string]string, len(resp.Header))
 	for k, v := range resp.Header {
 		if len(v) == 1 {
@@ -103,7 +110,6 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credent
 		}
 	}
 	if cred.Redacts() {
-		res.body = cred.Redact(res.body)
 		for k, v := range res.headers {
 			res.headers[k] = cred.Redact(v)
 		}
@@ -116,8 +122,8 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credent
 // share of the response memory budget (held in res.release), so that the
 // bytes all workers hold at once stay bounded however large and
 // concurrent the responses are.
-func (s *Service) readBody(ctx context.Context, body io.Reader, res *callResult) ([]byte, error) {
-	limit := s.cfg.ResponseBodyCap + 1
+func (s *Service) readBody(ctx context.Context, body io.Reader, res *callResult, lookahead int) ([]byte, error) {
+	limit := s.cfg.ResponseBodyCap + int64(lookahead) + 1
 	first := min(limit, smallResponse)
 	buf := bytes.NewBuffer(make([]byte, 0, min(first, 4096)))
 	n, err := io.Copy(buf, io.LimitReader(body, first))

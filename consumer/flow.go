@@ -24,8 +24,10 @@ import (
 type run struct {
 	res  *events.Result
 	logs []*events.LogEvent
-	// done records the outcome in the breaker, after the result is stored.
-	done func(breaker.Outcome)
+	// done records the outcome in the breaker, after the result is stored;
+	// armSlow starts its slow-call clock at each call.
+	done    func(breaker.Outcome)
+	armSlow func()
 	// call is the last call made, whose response memory is given back
 	// once the result is stored.
 	call *callResult
@@ -146,7 +148,7 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 			s.log.Warn("breaker unavailable, letting the call through", "action_id", t.ActionID, "err", err)
 		}
 		if done != nil {
-			r.done = s.watchSlow(done)
+			r.done, r.armSlow = s.watchSlow(done)
 		}
 	}
 
@@ -179,6 +181,9 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 			r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
 			s.rateLimited(t, r, c, wait)
 			return
+		}
+		if r.armSlow != nil {
+			r.armSlow()
 		}
 		var o auth.CallOutcome
 		o, err = s.auth.Do(ctx, ref, attempt)
@@ -361,7 +366,7 @@ func (s *Service) finish(work context.Context, msg jetstream.Msg, meta *jetstrea
 		return
 	}
 	if r.done != nil {
-		r.done(outcome(r.res.Status))
+		r.done(outcome(r.res))
 	}
 	s.metrics.result(r.res)
 	if s.beforeAck != nil && !s.beforeAck(msg) {
@@ -430,27 +435,48 @@ func (s *Service) store(work context.Context, r *run) error {
 
 // watchSlow returns done that also reports the call as slow as soon as it
 // has run for SlowCall (resilience4j's slow-call rate): a hanging API
-// counts against its breaker while its calls are still in flight. The
-// first report wins; the breaker hears one outcome per call.
-func (s *Service) watchSlow(done func(breaker.Outcome)) func(breaker.Outcome) {
+// counts against its breaker while its calls are still in flight. arm
+// starts the clock at each call (a wait for a pause the action asked for
+// is not slowness). The first report wins; the breaker hears one outcome
+// per trigger.
+func (s *Service) watchSlow(done func(breaker.Outcome)) (report func(breaker.Outcome), arm func()) {
 	var once sync.Once
-	report := func(o breaker.Outcome) { once.Do(func() { done(o) }) }
-	timer := time.AfterFunc(s.cfg.SlowCall, func() { report(breaker.Slow) })
-	return func(o breaker.Outcome) {
-		timer.Stop()
-		report(o)
+	var timer *time.Timer
+	var mu sync.Mutex
+	finish := func(o breaker.Outcome) { once.Do(func() { done(o) }) }
+	report = func(o breaker.Outcome) {
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		finish(o)
 	}
+	arm = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if timer == nil {
+			timer = time.AfterFunc(s.cfg.SlowCall, func() { finish(breaker.Slow) })
+		} else {
+			timer.Reset(s.cfg.SlowCall)
+		}
+	}
+	return report, arm
 }
 
-// outcome is what a live call's result says about its action.
-func outcome(status string) breaker.Outcome {
-	switch status {
-	case events.StatusSucceeded:
+// outcome is what a live trigger's result says about its action: a pause
+// the action asked for (rate_limited) and a token that needs a person
+// (reauthorization_required, no call made) say nothing about its health.
+func outcome(res *events.Result) breaker.Outcome {
+	switch {
+	case res.Status == events.StatusSucceeded:
 		return breaker.Success
-	case events.StatusFailed:
-		return breaker.Failure
+	case res.Status != events.StatusFailed:
+		return breaker.Ignored
+	case res.Error != nil && (res.Error.Code == events.CodeRateLimited || res.Error.Code == events.CodeReauthorizationRequired):
+		return breaker.Ignored
 	}
-	return breaker.Ignored
+	return breaker.Failure
 }
 
 func (s *Service) retryLater(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, r *run) {

@@ -232,3 +232,25 @@ func TestLargeResponsesWaitForMemory(t *testing.T) {
 		t.Errorf("peak response memory taken %d, want one large response within the budget %d", got, 2<<20)
 	}
 }
+
+// TestEchoStraddlingTheCapIsMasked: a token echoed across the response
+// body cap is masked whole, not left in part before the cut.
+func TestEchoStraddlingTheCapIsMasked(t *testing.T) {
+	t.Parallel()
+	const bodyCap = 4096
+	h := newHarness(t, Config{ResponseBodyCap: bodyCap})
+	secret := "straddling-token-secret-0123456789"
+	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(strings.Repeat("x", bodyCap-14) + secret + strings.Repeat("y", 1000)))
+	})
+	h.putToken(auth.Token{ID: "t", Type: auth.TypeText, Value: auth.Secret(secret)})
+	h.start()
+	h.trigger(&events.Trigger{ID: "cap", ActionID: "echo", Source: "bot", TokenID: "t", Request: events.Request{Method: "GET", URL: api.URL}})
+	r := h.result("cap", 20*time.Second)
+	if r.Response == nil || !r.Response.Truncated || len(r.Response.Body) > bodyCap {
+		t.Fatalf("response %+v", r.Response)
+	}
+	if tail := r.Response.Body[bodyCap-14:]; strings.Contains(tail, secret[:10]) {
+		t.Errorf("the part of the token before the cap is stored: %q", tail)
+	}
+}

@@ -63,7 +63,7 @@ func main() {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := consumer.Config{Workers: *workers}.WithDefaults()
+	cfg := consumer.Config{Workers: *workers, ActionConcurrency: *workers} // one action: no bulkhead below the workers.WithDefaults()
 	res, err := consumer.Setup(ctx, js, cfg)
 	if err != nil {
 		log.Fatal(err)
