@@ -193,3 +193,24 @@ func TestAsError(t *testing.T) {
 		t.Errorf("plain error: %+v", e)
 	}
 }
+
+// TestTestRequestKeepsMaskedSecrets: testing an edited token whose secrets
+// came back masked tests it with the stored secrets, as a save would.
+func TestTestRequestKeepsMaskedSecrets(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	if _, err := f.adm.Handle(ctx, "tokens.save", []byte(f.httpToken(f.auth.URL))); err != nil {
+		t.Fatal(err)
+	}
+	view, err := f.adm.TokenView(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := f.adm.Handle(ctx, "tokens.test", mustJSON(t, view))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := reply.(*admin.TestReply); !r.OK {
+		t.Errorf("test of the stored token sent back masked: %+v", r)
+	}
+}

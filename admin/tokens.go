@@ -38,13 +38,9 @@ func decodeToken(data []byte) (*auth.Token, error) {
 // CodeTestFailed (why the test request failed); others are faults of the
 // store.
 func (a *Service) SaveToken(ctx context.Context, t *auth.Token) (*auth.Token, error) {
-	var prev *auth.Token
-	if events.ValidID(t.ID) {
-		var err error
-		prev, err = a.store.Get(ctx, t.ID)
-		if err != nil && !errors.Is(err, auth.ErrTokenNotFound) {
-			return nil, err
-		}
+	prev, err := a.stored(ctx, t.ID)
+	if err != nil {
+		return nil, err
 	}
 	keepMaskedSecrets(t, prev)
 	keepConnection(t)
@@ -115,6 +111,19 @@ func (a *Service) ImportTokens(ctx context.Context, data []byte) ([]*auth.Token,
 		saved = append(saved, t)
 	}
 	return saved, nil
+}
+
+// stored returns the stored token of id, or nil when there is none (or the
+// id is not valid, which validation then reports).
+func (a *Service) stored(ctx context.Context, id string) (*auth.Token, error) {
+	if !events.ValidID(id) {
+		return nil, nil
+	}
+	prev, err := a.store.Get(ctx, id)
+	if errors.Is(err, auth.ErrTokenNotFound) {
+		return nil, nil
+	}
+	return prev, err
 }
 
 // keepMaskedSecrets puts back the stored secrets that an edit sent as
@@ -200,6 +209,12 @@ func (a *Service) tokensTest(ctx context.Context, data []byte) (*TestReply, erro
 	if err != nil {
 		return nil, err
 	}
+	// As for a save: a secret sent back masked means the stored one.
+	prev, err := a.stored(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	keepMaskedSecrets(t, prev)
 	t.Normalize()
 	noPath := t.Type == auth.TypeHTTP && t.TokenPath == ""
 	if noPath {

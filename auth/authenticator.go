@@ -76,9 +76,9 @@ func (c Credential) Sign(h http.Header) {
 // drop when the action redirects to another host.
 func (c Credential) Header() string { return c.header }
 
-// Redact returns s with the credential's secrets (the token, and the
-// secrets of its auth request) masked in every encoding a Redactor knows:
-// for what an action sends back, which may echo the token.
+// Redact returns s with the credential's secrets (the text token's value
+// or the fetched token) masked in every encoding a Redactor knows: for
+// what an action sends back, which may echo the token.
 func (c Credential) Redact(s string) string {
 	for _, r := range c.redact {
 		s = r.String(s)
@@ -201,20 +201,25 @@ func (f *Fetched) refresh(id string) *Refresh {
 // credential signs with the token value v of t (f is the fetched token v
 // comes from, nil for a text token).
 func (t *Token) credential(v Secret, f *Fetched) Credential {
-	c := Credential{header: t.Header, value: Secret(t.Prefix + v.Reveal()), redact: []*Redactor{t.redactor()}}
+	c := Credential{header: t.Header, value: Secret(t.Prefix + v.Reveal())}
 	if f != nil {
-		c.redact = append(c.redact, f.redactor())
+		c.redact = []*Redactor{f.redactor()}
+	} else {
+		c.redact = []*Redactor{t.redactor()}
 	}
 	return c
 }
 
-// redactor masks the secrets of t. A token read from the store keeps its
-// Redactor (tokens from the store are shared and never changed).
+// redactor masks the value of a text token in what an action sends back
+// (not the auth request's header and param values: many are not secret,
+// such as Accept or grant_type, and masking them everywhere would garble
+// responses). A token read from the store keeps its Redactor (tokens from
+// the store are shared and never changed).
 func (t *Token) redactor() *Redactor {
 	if t.redact != nil {
 		return t.redact()
 	}
-	return NewRedactor(t.Secrets()...)
+	return NewRedactor(t.Value.Reveal())
 }
 
 // redactor masks the fetched token, built once per fetched token.

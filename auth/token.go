@@ -254,8 +254,8 @@ func (t *Token) Secrets() []string {
 // computed, its Redactor built on first use.
 func (t *Token) shared() {
 	t.hash = t.computeHash()
-	secrets := t.Secrets()
-	t.redact = sync.OnceValue(func() *Redactor { return NewRedactor(secrets...) })
+	value := t.Value.Reveal()
+	t.redact = sync.OnceValue(func() *Redactor { return NewRedactor(value) })
 }
 
 // ConfigHash identifies the auth configuration of an HTTP token: a fetched
