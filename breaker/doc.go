@@ -12,7 +12,13 @@
 // and owns the one probe; its outcome closes the breaker or opens it again
 // with a doubled cool-down.
 //
+// Outcomes are typed (Success, Failure, Slow, Ignored) and one trip rule
+// (Settings.readyToTrip over Counts) decides. The same bucket holds each
+// action's pause asked for with Retry-After (throttle.go, keys
+// "throttle.<action id>"), so every replica holds back together.
+//
 // When KV cannot be reached the breaker fails open: calls go through, and
 // the error is reported to the OnError hook. The package does not log; the
-// consumer turns transitions (the OnTransition hook) into log events.
+// consumer turns transitions and pauses (the OnTransition and OnThrottle
+// hooks) into log events.
 package breaker

@@ -5,8 +5,9 @@
 // metrics port, behind a login with the admin password, and its pages are
 // embedded with embed, so nothing but Go is needed to run it.
 //
-// Token requests go straight to consumer.Admin.Handle, the same code that
-// answers the NATS admin requests, so the page and the CLI cannot disagree.
+// Token and breaker requests go straight to admin.Service.Handle, the same
+// code that answers the NATS admin requests, so the page and the CLI
+// cannot disagree.
 //
 // Security: a login starts a session kept in memory and named by an
 // HttpOnly, SameSite=Strict cookie signed with a key made at start-up
