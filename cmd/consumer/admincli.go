@@ -173,16 +173,32 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	case "delete":
 		fmt.Fprintf(stdout, "token %s deleted\n", a.fs.Arg(0))
+	case "get":
+		var v admin.TokenView
+		if json.Unmarshal(reply, &v) == nil && v.Token != nil {
+			printTokenStatus(stdout, v)
+		}
+		printJSON(stdout, reply)
 	default:
 		printJSON(stdout, reply)
 	}
 	return nil
 }
 
+// printTokenTable prints the tokens of a list reply; STATUS is the health
+// of an oauth2 token (ok, degraded, reauthorization_required), "-" for
+// other types.
 func printTokenTable(w io.Writer, tokens []admin.TokenView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tHEADER\tSECRET\tLAST FETCHED\tEXPIRES\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tHEADER\tSECRET\tSTATUS\tLAST FETCHED\tEXPIRES\tDESCRIPTION")
 	for _, t := range tokens {
+		if t.Token == nil {
+			continue
+		}
+		status := t.Status
+		if status == "" {
+			status = "-"
+		}
 		secret, fetched, expires := "", "-", "-"
 		if t.Token.Type == "text" {
 			secret = string(t.Token.Value)
@@ -192,9 +208,28 @@ func printTokenTable(w io.Writer, tokens []admin.TokenView) {
 				expires = "-"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Type, t.Header, secret, fetched, expires, t.Description)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Type, t.Header, secret, status, fetched, expires, t.Description)
 	}
 	_ = tw.Flush()
+}
+
+// printTokenStatus prints, above the JSON of a get reply, the health of an
+// oauth2 token: its status, since when, and the last error (masked).
+func printTokenStatus(w io.Writer, v admin.TokenView) {
+	if v.Status == "" && v.LastError == "" {
+		return
+	}
+	status, since, lastErr := v.Status, v.StatusChangedAt, v.LastError
+	if status == "" {
+		status = "unknown (no connection)"
+	}
+	if since == "" {
+		since = "-"
+	}
+	if lastErr == "" {
+		lastErr = "-"
+	}
+	fmt.Fprintf(w, "status:      %s\nchanged at:  %s\nlast error:  %s\n\n", status, since, lastErr)
 }
 
 func printTest(w io.Writer, r *admin.TestReply) {

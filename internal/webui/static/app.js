@@ -63,12 +63,23 @@ async function loadTokens() {
   for (const t of tokens) {
     const secret = t.type === 'text' ? t.value : (t.fetched ? t.fetched.token_preview : '');
     body.append(el('tr', {'data-id': t.id},
-      el('td', {}, t.name), el('td', {}, t.id), el('td', {}, t.type === 'http' ? 'HTTP Request' : 'Text'),
-      el('td', {}, t.description), el('td', {class: 'secret'}, secret),
+      el('td', {}, t.name), el('td', {}, t.id), el('td', {}, typeNames[t.type] || t.type),
+      el('td', {}, t.description), el('td', {class: 'secret'}, secret), el('td', {class: 'status'}, healthBadge(t)),
       el('td', {}, t.fetched ? t.fetched.fetched_at : ''), el('td', {}, t.fetched ? (t.fetched.expires_at || '') : ''),
       el('td', {}, el('button', {class: 'small edit', onclick: () => editToken(t.id)}, 'Edit'), ' ',
         el('button', {class: 'small delete', onclick: () => deleteToken(t.id)}, 'Delete'))));
   }
+}
+
+const typeNames = {text: 'Text', http: 'HTTP Request', oauth2: 'OAuth 2.0'};
+
+// healthBadge shows the health of an oauth2 token; hovering it tells since
+// when and the last error.
+function healthBadge(t) {
+  if (!t.status) return t.type === 'oauth2' ? 'not connected' : '';
+  let title = 'since ' + (t.status_changed_at || '?');
+  if (t.last_error) title += '\nlast error: ' + t.last_error;
+  return el('span', {class: 'badge health-' + t.status, title}, t.status.replaceAll('_', ' '));
 }
 
 let tested = null; // the request JSON that last passed its test
@@ -91,11 +102,32 @@ function kvRead(container) {
 }
 $('#add-header').addEventListener('click', () => kvRow($('#t-headers')));
 $('#add-param').addEventListener('click', () => kvRow($('#t-params')));
+$('#add-extra').addEventListener('click', () => kvRow($('#o-extra')));
+
+// readOAuth2 reads the oauth2 object of the form; empty optional fields are
+// left out, and a refresh token only goes with a grant that uses one.
+function readOAuth2() {
+  const o = {grant: $('#o-grant').value, token_url: $('#o-token-url').value.trim(), client_id: $('#o-client-id').value.trim(),
+    client_auth: $('#o-client-auth').value};
+  if ($('#o-client-secret').value) o.client_secret = $('#o-client-secret').value;
+  const scopes = $('#o-scopes').value.split(/[\s,]+/).filter(Boolean);
+  if (scopes.length) o.scopes = scopes;
+  const extra = kvRead($('#o-extra'));
+  if (Object.keys(extra).length) o.extra_params = extra;
+  if (o.grant !== 'client_credentials' && $('#o-refresh-token').value.trim()) o.refresh_token = $('#o-refresh-token').value.trim();
+  if (o.grant === 'authorization_code' && $('#o-authorize-url').value.trim()) o.authorize_url = $('#o-authorize-url').value.trim();
+  if ($('#o-revoke-url').value.trim()) o.revoke_url = $('#o-revoke-url').value.trim();
+  const statuses = $('#o-expired').value.split(/[\s,]+/).filter(Boolean).map(Number);
+  if (statuses.length) o.expired_statuses = statuses;
+  return o;
+}
+const isMask = (v) => typeof v === 'string' && v.startsWith('****');
 
 function readToken() {
   const t = {id: $('#t-id').value.trim(), name: $('#t-name').value.trim(), description: $('#t-description').value,
     type: $('#t-type').value, header: $('#t-header').value.trim(), prefix: $('#t-prefix').value};
   if (t.type === 'text') { t.value = $('#t-value').value; return t; }
+  if (t.type === 'oauth2') { t.oauth2 = readOAuth2(); return t; }
   t.request = {method: $('#t-method').value, url: $('#t-url').value.trim(), headers: kvRead($('#t-headers')),
     params: kvRead($('#t-params'))};
   if ($('#t-encoding').value) t.request.params_encoding = $('#t-encoding').value;
@@ -104,29 +136,50 @@ function readToken() {
   return t;
 }
 // The request part that a test checks: saving needs a passing test of it.
-const testKey = (t) => JSON.stringify([t.request, t.token_path, t.expires_in_path]);
+const testKey = (t) => JSON.stringify(t.type === 'oauth2' ? [t.oauth2] : [t.request, t.token_path, t.expires_in_path]);
+
+// An edit of an oauth2 token that keeps the stored client secret (sent
+// back masked) cannot be tested before saving: the save tests it, with one
+// token request, and saves nothing if it fails.
+const keepsSecret = (t) => t.type === 'oauth2' && isMask(t.oauth2.client_secret);
 
 function changed() {
   const t = readToken();
-  const ok = t.type === 'text' || (tested !== null && tested === testKey(t));
+  const ok = t.type === 'text' || keepsSecret(t) || (tested !== null && tested === testKey(t));
   $('#save-token').disabled = !ok;
-  $('#save-hint').textContent = ok ? '' : 'Run a passing test request before saving.';
+  $('#save-hint').textContent = ok ? (keepsSecret(t) ? 'Saving tests the token with one token request.' : '') :
+    'Run a passing test request before saving.';
 }
 $('#token-form').addEventListener('input', changed);
 $('#t-type').addEventListener('change', () => {
-  const http = $('#t-type').value === 'http';
-  $('#http-fields').hidden = !http; $('#text-fields').hidden = http; changed();
+  const type = $('#t-type').value;
+  $('#http-fields').hidden = type !== 'http'; $('#text-fields').hidden = type !== 'text';
+  $('#oauth2-fields').hidden = type !== 'oauth2'; changed();
+});
+const grantHints = {
+  client_credentials: 'The test request fetches an access token; saving fetches one again and keeps it.',
+  refresh_token: 'Paste a refresh token obtained elsewhere. The test only checks the settings (a refresh would spend the refresh token); saving spends it in one refresh and keeps the rotated one. Leave it empty on an edit to keep the connection.',
+  authorization_code: 'Until the browser connect flow exists, paste a refresh token; without one the token is saved "reauthorization required".',
+};
+$('#o-grant').addEventListener('change', () => {
+  const grant = $('#o-grant').value;
+  $('#o-refresh-row').hidden = grant === 'client_credentials';
+  $('#o-authorize-row').hidden = grant !== 'authorization_code';
+  $('#o-grant-hint').textContent = grantHints[grant] || '';
+  changed();
 });
 
 function openForm(title) {
   $('#token-form-title').textContent = title;
   $('#token-form').hidden = false; $('#token-error').textContent = ''; $('#test-result').hidden = true;
-  $('#test-status').textContent = ''; tested = null;
+  $('#test-status').textContent = ''; $('#o-test-result').hidden = true; $('#o-test-status').textContent = '';
+  $('#o-refresh-token').placeholder = ''; tested = null;
 }
 $('#new-token').addEventListener('click', () => {
   $('#token-form').reset(); $('#t-id').readOnly = false;
   $('#t-headers').replaceChildren(); $('#t-params').replaceChildren(); kvRow($('#t-params'));
-  $('#t-type').dispatchEvent(new Event('change'));
+  $('#o-extra').replaceChildren();
+  $('#t-type').dispatchEvent(new Event('change')); $('#o-grant').dispatchEvent(new Event('change'));
   openForm('New token'); changed();
 });
 $('#cancel-token').addEventListener('click', () => { $('#token-form').hidden = true; });
@@ -145,7 +198,19 @@ async function editToken(id) {
     for (const [k, v] of Object.entries(t.request.params || {})) kvRow($('#t-params'), k, v);
     $('#t-token-path').value = t.token_path || ''; $('#t-expires-path').value = t.expires_in_path || '';
   }
-  $('#t-type').dispatchEvent(new Event('change'));
+  $('#o-extra').replaceChildren();
+  if (t.oauth2) {
+    const o = t.oauth2;
+    $('#o-grant').value = o.grant; $('#o-token-url').value = o.token_url || ''; $('#o-client-id').value = o.client_id || '';
+    $('#o-client-secret').value = o.client_secret || ''; $('#o-client-auth').value = o.client_auth || 'basic';
+    $('#o-scopes').value = (o.scopes || []).join(' '); $('#o-authorize-url').value = o.authorize_url || '';
+    $('#o-revoke-url').value = o.revoke_url || ''; $('#o-expired').value = (o.expired_statuses || [401]).join(', ');
+    $('#o-refresh-token').value = '';
+    $('#o-refresh-token').placeholder = t.fetched && t.fetched.refresh_token_preview ?
+      'connected (' + t.fetched.refresh_token_preview + '): leave empty to keep' : 'paste a refresh token';
+    for (const [k, v] of Object.entries(o.extra_params || {})) kvRow($('#o-extra'), k, v);
+  }
+  $('#t-type').dispatchEvent(new Event('change')); $('#o-grant').dispatchEvent(new Event('change'));
 }
 
 async function deleteToken(id) {
@@ -170,6 +235,33 @@ $('#test-request').addEventListener('click', async () => {
     else { tested = null; $('#test-status').textContent = 'test failed: ' + r.error; $('#test-status').className = 'error'; }
   } catch (e) {
     tested = null; $('#test-status').textContent = e.message; $('#test-status').className = 'error';
+  }
+  changed();
+});
+
+// The test of an oauth2 token (tokens.test): client_credentials fetches a
+// token; a grant that works from a refresh token is only checked, since a
+// refresh would spend the refresh token (the save spends it, once).
+$('#o-test-request').addEventListener('click', async () => {
+  const t = readToken();
+  $('#o-test-status').textContent = 'testing…'; $('#o-test-status').className = '';
+  $('#o-test-result').hidden = true;
+  try {
+    const r = await admin('tokens.test', t);
+    if (r.http_status || r.token_preview || r.response) {
+      $('#o-test-result').hidden = false;
+      $('#o-test-http-status').textContent = r.http_status || '-';
+      $('#o-test-token-preview').textContent = r.token_preview ? 'access token ' + r.token_preview + (r.expires_in ? ', expires in ' + r.expires_in + ' s' : '') : '';
+      let body = r.response ? r.response.body : '';
+      try { body = JSON.stringify(JSON.parse(body), null, 2); } catch {}
+      $('#o-test-body').textContent = body; $('#o-test-body').hidden = !body;
+    }
+    if (r.ok) {
+      tested = testKey(t); $('#o-test-status').className = 'ok';
+      $('#o-test-status').textContent = r.details && r.details.hint ? 'settings valid: ' + r.details.hint : 'test passed';
+    } else { tested = null; $('#o-test-status').textContent = 'test failed: ' + r.error; $('#o-test-status').className = 'error'; }
+  } catch (e) {
+    tested = null; $('#o-test-status').textContent = e.message; $('#o-test-status').className = 'error';
   }
   changed();
 });
