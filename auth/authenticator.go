@@ -210,16 +210,14 @@ func (t *Token) credential(v Secret, f *Fetched) Credential {
 	return c
 }
 
-// redactor masks the value of a text token in what an action sends back
-// (not the auth request's header and param values: many are not secret,
-// such as Accept or grant_type, and masking them everywhere would garble
-// responses). A token read from the store keeps its Redactor (tokens from
-// the store are shared and never changed).
+// redactor masks the responseSecrets of t in what an action sends back. A
+// token read from the store keeps its Redactor (tokens from the store are
+// shared and never changed).
 func (t *Token) redactor() *Redactor {
 	if t.redact != nil {
 		return t.redact()
 	}
-	return NewRedactor(t.Value.Reveal())
+	return NewRedactor(t.responseSecrets()...)
 }
 
 // redactor masks the fetched token, built once per fetched token.

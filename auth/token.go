@@ -254,8 +254,21 @@ func (t *Token) Secrets() []string {
 // computed, its Redactor built on first use.
 func (t *Token) shared() {
 	t.hash = t.computeHash()
-	value := t.Value.Reveal()
-	t.redact = sync.OnceValue(func() *Redactor { return NewRedactor(value) })
+	secrets := t.responseSecrets()
+	t.redact = sync.OnceValue(func() *Redactor { return NewRedactor(secrets...) })
+}
+
+// responseSecrets are the secrets of t masked in what an action sends
+// back: a text token's value, an oauth2 token's client secret and refresh
+// token. Not an HTTP token's auth request header and param values: many
+// are not secret (Accept, grant_type), and masking them everywhere would
+// garble responses; its fetched token is masked instead.
+func (t *Token) responseSecrets() []string {
+	out := []string{t.Value.Reveal()}
+	if t.OAuth2 != nil {
+		out = append(out, t.OAuth2.ClientSecret.Reveal(), t.OAuth2.RefreshToken.Reveal())
+	}
+	return out
 }
 
 // ConfigHash identifies the auth configuration of an HTTP token: a fetched
