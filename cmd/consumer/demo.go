@@ -22,12 +22,95 @@ import (
 
 // demoAPI is a small local API with an OAuth-style auth endpoint: it hands
 // out a new token per auth request and accepts only the newest one, and
-// it can revoke it to show a refresh on 401.
+// it can revoke it to show a refresh on 401. It also has a tiny OAuth 2.0
+// token endpoint (grant refresh_token only) that rotates refresh tokens:
+// each refresh token is good for one refresh, which answers a new access
+// token and a new refresh token.
 type demoAPI struct {
 	mu       sync.Mutex
 	current  string
 	n        int
 	authHits atomic.Int64
+
+	oauth demoOAuth
+}
+
+// demoOAuth is the state of the demo's OAuth 2.0 token endpoint.
+type demoOAuth struct {
+	mu      sync.Mutex
+	n       int
+	access  string
+	refresh string         // the one refresh token that works now
+	used    map[string]int // times each refresh token was presented
+}
+
+const (
+	demoOAuthClient = "demo-app"
+	demoOAuthSecret = "demo-oauth-client-secret"
+)
+
+// mint returns a new refresh token, as an admin would get it elsewhere.
+func (o *demoOAuth) mint() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n++
+	o.refresh = fmt.Sprintf("demo-refresh-token-%04d", o.n)
+	return o.refresh
+}
+
+// token answers a refresh_token grant, rotating the refresh token.
+func (o *demoOAuth) token(w http.ResponseWriter, r *http.Request) {
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.FormValue("client_id"), r.FormValue("client_secret")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if id != demoOAuthClient || secret != demoOAuthSecret {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":"invalid_client"}`)
+		return
+	}
+	rt := r.FormValue("refresh_token")
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.used == nil {
+		o.used = map[string]int{}
+	}
+	o.used[rt]++
+	if r.FormValue("grant_type") != "refresh_token" || rt == "" || rt != o.refresh {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":"invalid_grant"}`)
+		return
+	}
+	o.n++
+	o.access = fmt.Sprintf("demo-oauth-access-%04d", o.n)
+	o.refresh = fmt.Sprintf("demo-refresh-token-%04d", o.n)
+	fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600,"refresh_token":%q}`, o.access, o.refresh)
+}
+
+// revoke makes the API refuse the current access token.
+func (o *demoOAuth) revoke() {
+	o.mu.Lock()
+	o.access = "revoked"
+	o.mu.Unlock()
+}
+
+// refreshes returns the refresh requests made and the most times one
+// refresh token was presented.
+func (o *demoOAuth) refreshes() (total, most int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, n := range o.used {
+		total += n
+		most = max(most, n)
+	}
+	return total, most
+}
+
+func (o *demoOAuth) accepts(authorization string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.access != "" && authorization == "Bearer "+o.access
 }
 
 func (d *demoAPI) handler() http.Handler {
@@ -45,6 +128,16 @@ func (d *demoAPI) handler() http.Handler {
 		d.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, tok)
+	})
+	mux.HandleFunc("POST /oauth2/token", d.oauth.token)
+	mux.HandleFunc("POST /admin/revoke-oauth", func(w http.ResponseWriter, r *http.Request) { d.oauth.revoke() })
+	mux.HandleFunc("/helpdesk/", func(w http.ResponseWriter, r *http.Request) {
+		if !d.oauth.accepts(r.Header.Get("Authorization")) {
+			http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"ticket":{"id":7,"path":%q}}`, r.URL.Path)
 	})
 	mux.HandleFunc("POST /admin/revoke", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
@@ -151,6 +244,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("save http token: %w", err)
 	}
 	fmt.Fprintln(stdout, "saved HTTP token shop after its test request passed")
+	if _, err := admin("tokens.save", `{"id":"helpdesk","name":"Helpdesk","type":"oauth2","description":"OAuth 2.0, rotating refresh token",
+		"oauth2":{"grant":"refresh_token","token_url":"`+srv.URL+`/oauth2/token","client_id":"`+demoOAuthClient+`","client_secret":"`+demoOAuthSecret+`",
+		"scopes":["tickets"],"refresh_token":"`+api.oauth.mint()+`"},"prefix":"Bearer ","header":"Authorization"}`); err != nil {
+		return fmt.Errorf("save oauth2 token: %w", err)
+	}
+	fmt.Fprintln(stdout, "saved OAuth 2.0 token helpdesk: the save spent the pasted refresh token in one refresh and keeps the rotated one")
 	list, _ := admin("tokens.list", `{}`)
 	fmt.Fprintf(stdout, "tokens.list (secrets masked): %s\n\n", list)
 
@@ -189,6 +288,18 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	_, _ = http.Post(srv.URL+"/admin/revoke", "text/plain", nil)
 	fire("HTTP token revoked by the API: 401, one refresh, one retry", events.Trigger{ActionID: "create-order", TokenID: "shop",
 		Request: events.Request{Method: "POST", URL: srv.URL + "/shop/orders", Body: `{"sku":"C-3"}`}})
+	fire("OAuth 2.0 token", events.Trigger{ActionID: "open-ticket", TokenID: "helpdesk",
+		Request: events.Request{Method: "GET", URL: srv.URL + "/helpdesk/tickets/7"}})
+	api.oauth.revoke()
+	fire("OAuth 2.0 token revoked by the API: 401, one refresh that rotates the refresh token, one retry", events.Trigger{ActionID: "open-ticket", TokenID: "helpdesk",
+		Request: events.Request{Method: "GET", URL: srv.URL + "/helpdesk/tickets/7"}})
+	if view, err := admin("tokens.get", `{"id":"helpdesk"}`); err == nil {
+		var v struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(view, &v)
+		fmt.Fprintf(stdout, "   token helpdesk: status %s\n", v.Status)
+	}
 	fire("invalid trigger (no URL)", events.Trigger{ActionID: "create-order",
 		Request: events.Request{Method: "POST"}})
 	fire("unknown token", events.Trigger{ActionID: "create-order", TokenID: "nope",
@@ -203,6 +314,13 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fire("failing API, test run (bypasses the breaker)", events.Trigger{ActionID: "sync-crm", Source: "test",
 		Request: events.Request{Method: "POST", URL: srv.URL + "/flaky/sync"}})
 	fmt.Fprintf(stdout, "\nthe auth endpoint was called %d times (1 test before save, 1 first fetch, 1 refresh; plus the refused save)\n", api.authHits.Load())
+	total, most := api.oauth.refreshes()
+	fmt.Fprintf(stdout, "the OAuth 2.0 token endpoint got %d refreshes (the save, the 401), each answered with a new refresh token: ", total)
+	if most == 1 {
+		fmt.Fprintln(stdout, "every refresh token was used once")
+	} else {
+		fmt.Fprintf(stdout, "a refresh token was used %d times\n", most)
+	}
 
 	fmt.Fprintln(stdout, "\nlog events (what `consumer logs` prints):")
 	time.Sleep(200 * time.Millisecond)

@@ -27,12 +27,16 @@ func TestDemo(t *testing.T) {
 		"token_refreshed",
 		"breaker_opened",
 		"the auth endpoint was called 4 times",
+		"saved OAuth 2.0 token helpdesk",
+		"-> succeeded, http 200, attempts 2, token_refreshed true",
+		"token helpdesk: status ok",
+		"the OAuth 2.0 token endpoint got 2 refreshes (the save, the 401), each answered with a new refresh token: every refresh token was used once",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	for _, secret := range []string{"demo-client-secret", "crm-demo-key-1234", "demo-access-token-"} {
+	for _, secret := range []string{"demo-client-secret", "crm-demo-key-1234", "demo-access-token-", demoOAuthSecret, "demo-refresh-token-", "demo-oauth-access-"} {
 		if strings.Contains(s, secret) || strings.Contains(errOut.String(), secret) {
 			t.Errorf("demo output shows the secret %q", secret)
 		}
