@@ -117,7 +117,29 @@ func TestUIOAuth2EndToEnd(t *testing.T) {
 	b.do("save the refresh_token token", chromedp.Click("#save-token"),
 		chromedp.WaitVisible(`#tokens-table tr[data-id="crm-user"] .badge`))
 	userBadge := b.text(`#tokens-table tr[data-id="crm-user"] .badge`)
-	b.do("edit it", chromedp.Click(`#tokens-table tr[data-id="crm-user"] button.edit`), chromedp.WaitVisible("#o-client-secret"))
+	// An authorization_code token without a refresh token is saved not
+	// connected: the badge says reauthorization required, and why.
+	b.do("save an authorization_code token without a refresh token",
+		chromedp.Click("#new-token"),
+		chromedp.WaitVisible("#token-form"),
+		chromedp.SetValue("#t-type", "oauth2"), dispatch("#t-type", "change"),
+		chromedp.SetValue("#o-grant", "authorization_code"), dispatch("#o-grant", "change"),
+		chromedp.WaitVisible("#o-authorize-url"),
+		chromedp.SendKeys("#t-id", "crm-code"),
+		chromedp.SendKeys("#o-token-url", srv.TokenURL),
+		chromedp.SendKeys("#o-authorize-url", srv.URL+"/oauth2/authorize"),
+		chromedp.SendKeys("#o-client-id", srv.ClientID),
+		chromedp.SendKeys("#o-client-secret", srv.ClientSecret),
+		chromedp.Click("#o-test-request"))
+	b.poll(`document.querySelector('#o-test-status').textContent.startsWith('settings valid')`)
+	b.do("save it", chromedp.Click("#save-token"), chromedp.WaitVisible(`#tokens-table tr[data-id="crm-code"] .badge`))
+	codeBadge := b.text(`#tokens-table tr[data-id="crm-code"] .badge`)
+	codeTitle, err := chromedp.Run(browser, chromedp.Evaluate[string](`document.querySelector('#tokens-table tr[data-id="crm-code"] .badge').title`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.screenshot("oauth2-not-connected")
+	b.do("edit the refresh_token token", chromedp.Click(`#tokens-table tr[data-id="crm-user"] button.edit`), chromedp.WaitVisible("#o-client-secret"))
 	editSecret := b.value("#o-client-secret")
 	editRefresh := b.value("#o-refresh-token")
 	editSaveEnabled := !b.eval(`document.querySelector('#save-token').disabled`)
@@ -147,6 +169,9 @@ func TestUIOAuth2EndToEnd(t *testing.T) {
 	}
 	if refreshesAfterTest != 0 || srv.RefreshCalls() != 1 || userBadge != "ok" {
 		t.Errorf("refreshes after the test %d, after the save %d, badge %q: want 0, 1 and ok", refreshesAfterTest, srv.RefreshCalls(), userBadge)
+	}
+	if codeBadge != "reauthorization required" || !strings.Contains(codeTitle, "last error: not connected") {
+		t.Errorf("authorization_code token without a refresh token: badge %q title %q", codeBadge, codeTitle)
 	}
 	if !strings.HasPrefix(editSecret, "****") || editRefresh != "" || !editSaveEnabled {
 		t.Errorf("edit form: client secret %q, refresh token %q, save enabled %v: want a mask, empty and enabled (the save tests it)", editSecret, editRefresh, editSaveEnabled)
