@@ -90,6 +90,7 @@ func (f *adminFixture) httpToken() map[string]any {
 }
 
 func TestSaveRefusedWhenTestFails(t *testing.T) {
+	t.Parallel()
 	f := newAdminFixture(t, testKey)
 	tests := []struct {
 		name    string
@@ -119,6 +120,7 @@ func TestSaveRefusedWhenTestFails(t *testing.T) {
 }
 
 func TestTokenRoundTrip(t *testing.T) {
+	t.Parallel()
 	f := newAdminFixture(t, testKey)
 	text := map[string]any{"id": "crm", "name": "CRM", "description": "read-only key", "type": "text",
 		"value": "text-token-secret-5678", "prefix": "Bearer ", "header": "Authorization"}
@@ -201,6 +203,7 @@ func TestTokenRoundTrip(t *testing.T) {
 }
 
 func TestAdminBadInput(t *testing.T) {
+	t.Parallel()
 	f := newAdminFixture(t, "")
 	tests := []struct {
 		verb     string
@@ -229,6 +232,7 @@ func TestAdminBadInput(t *testing.T) {
 }
 
 func TestEditKeepsMaskedSecretsAndNewConfigDropsFetchedToken(t *testing.T) {
+	t.Parallel()
 	f := newAdminFixture(t, testKey)
 	f.request(t, "tokens.save", f.httpToken())
 	f.h.trigger(&events.Trigger{ID: "u1", ActionID: "a", Source: "inbox", TokenID: "shop", Request: events.Request{Method: "GET", URL: f.as.api.URL}})
@@ -268,6 +272,7 @@ func mustSealer(t *testing.T, key string, old ...string) *auth.Sealer {
 }
 
 func TestKeyRotationEndToEnd(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Key") != "rotated-secret-0001" {
@@ -292,6 +297,7 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 }
 
 func TestTestWithoutTokenPathShowsTheResponse(t *testing.T) {
+	t.Parallel()
 	f := newAdminFixture(t, "")
 	tok := f.httpToken()
 	delete(tok, "token_path")
@@ -309,6 +315,7 @@ func TestTestWithoutTokenPathShowsTheResponse(t *testing.T) {
 }
 
 func TestUnreadableTokenIsRejectedNotRetried(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {})
 	tok := &auth.Token{ID: "lost", Type: "text", Value: "value-under-a-lost-key", Header: "X-Key"}

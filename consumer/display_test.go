@@ -3,6 +3,7 @@ package consumer
 import "testing"
 
 func TestDisplayURLDropsSecrets(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, in, want string
 	}{

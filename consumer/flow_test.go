@@ -51,6 +51,7 @@ func (a *recordingAPI) Calls() []recorded {
 }
 
 func TestTextTokenCallAndResult(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -115,6 +116,7 @@ func TestTextTokenCallAndResult(t *testing.T) {
 }
 
 func TestIdempotencyKeyFromTriggerIsKept(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {})
 	h.start()
@@ -127,6 +129,7 @@ func TestIdempotencyKeyFromTriggerIsKept(t *testing.T) {
 }
 
 func TestInvalidTriggersAreRejectedAndAcked(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{MaxTriggerBytes: 4096})
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {})
 	h.start()
@@ -226,6 +229,7 @@ func waitDrained(t *testing.T, h *harness) {
 }
 
 func TestCallFailures(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	slow := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -274,6 +278,7 @@ func TestCallFailures(t *testing.T) {
 }
 
 func TestResponseBodyIsCapped(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{ResponseBodyCap: 10})
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, strings.Repeat("x", 100)) })
 	h.start()

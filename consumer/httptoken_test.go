@@ -104,6 +104,7 @@ func (s *authServer) trigger(id string) *events.Trigger {
 }
 
 func TestHTTPTokenFetchedOnFirstUse(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	as := newAuthServer(t)
 	h.putToken(as.token())
@@ -133,6 +134,7 @@ func TestHTTPTokenFetchedOnFirstUse(t *testing.T) {
 }
 
 func TestRefreshOnceOn401(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	as := newAuthServer(t)
 	h.putToken(as.token())
@@ -170,6 +172,7 @@ func TestRefreshOnceOn401(t *testing.T) {
 }
 
 func TestUnauthorizedAfterOneRefresh(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	as := newAuthServer(t)
 	as.apiStatus = func(int64) int { return 401 }
@@ -191,6 +194,7 @@ func TestUnauthorizedAfterOneRefresh(t *testing.T) {
 }
 
 func TestRefreshFailures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		answer     func(w http.ResponseWriter) bool
@@ -253,6 +257,7 @@ func TestRefreshFailures(t *testing.T) {
 }
 
 func TestAuthRetriesTransientFailures(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	as := newAuthServer(t)
 	var fails atomic.Int64
@@ -331,6 +336,7 @@ func TestStampede(t *testing.T) {
 // expiry goes on with it, and the refresh started in the background is in
 // that trigger's action log; no call sees a 401.
 func TestProactiveRefreshIsLogged(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	as := newAuthServer(t)
 	as.expiresIn.Store(2) // margin 0.4 s: refreshed in the background within 0.8 s of expiry

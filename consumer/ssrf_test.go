@@ -12,6 +12,7 @@ import (
 )
 
 func TestPrivateAddressesAreRefused(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {})
 	as := newAuthServer(t)
