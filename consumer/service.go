@@ -127,7 +127,7 @@ func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*S
 		s.mgr = auth.NewManager(res.Fetched, auth.NewFetcher(auth.WithHTTPClient(s.client)))
 	}
 	s.auth = auth.NewAuthenticator(s.tokens, s.mgr)
-	s.mgr.OnHealthChange(TokenHealthLog(s.pub, s.log, s.now))
+	s.mgr.OnHealthChange(s.metrics.TokenHealthHook(TokenHealthLog(s.pub, s.log, s.now)))
 	return s, nil
 }
 

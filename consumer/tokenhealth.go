@@ -38,7 +38,7 @@ func TokenHealthLog(pub *events.Publisher, log *slog.Logger, now func() time.Tim
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			msgID := fmt.Sprintf("token-health-%s-%d", c.TokenID, c.At.UnixMilli())
+			msgID := fmt.Sprintf("token-health-%s-%s-%d", c.TokenID, c.To, c.At.UnixMilli())
 			if err := pub.Log(ev, msgID).Wait(ctx); err != nil {
 				log.Warn("publish token health event", "token_id", c.TokenID, "event", ev.Event, "err", err)
 			}

@@ -206,6 +206,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		`actions_in_flight 0`,
 		`actions_consumer_pending 0`,
 		`actions_consumer_ack_pending`,
+		`actions_breakers{state="open"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,24 +22,39 @@ import (
 	"customactions/internal/webui"
 )
 
-// breakerCollector reports actions_breaker_state (0 closed, 1 half-open,
-// 2 open) per action, from the breaker's watch.
+// breakerCollector reports actions_breaker_state (1 half-open, 2 open) per
+// action whose breaker is not closed, from the breaker's watch, and
+// actions_breakers{state} counts. Action ids come from producers, so
+// closed breakers (the many) have no series of their own, and at most
+// maxBreakerSeries open ones are reported, by action id.
 type breakerCollector struct {
-	br   *breaker.Breaker
-	desc *prometheus.Desc
+	br     *breaker.Breaker
+	desc   *prometheus.Desc
+	counts *prometheus.Desc
 }
 
-func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+const maxBreakerSeries = 1000
+
+func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.counts }
 func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	byState := map[breaker.State]int{}
+	var notClosed []breaker.Status
 	for _, st := range c.br.Snapshot() {
-		v := 0.0
-		switch st.State {
-		case breaker.HalfOpen:
+		byState[st.State]++
+		if st.State != breaker.Closed {
+			notClosed = append(notClosed, st)
+		}
+	}
+	slices.SortFunc(notClosed, func(a, b breaker.Status) int { return strings.Compare(a.ActionID, b.ActionID) })
+	for _, st := range notClosed[:min(len(notClosed), maxBreakerSeries)] {
+		v := 2.0
+		if st.State == breaker.HalfOpen {
 			v = 1
-		case breaker.Open:
-			v = 2
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, st.ActionID)
+	}
+	for _, s := range []breaker.State{breaker.Closed, breaker.HalfOpen, breaker.Open} {
+		ch <- prometheus.MustNewConstMetric(c.counts, prometheus.GaugeValue, float64(byState[s]), s.String())
 	}
 }
 
@@ -153,5 +170,6 @@ func servePprof(mux *http.ServeMux, ui *webui.Server, log *slog.Logger) {
 func registerCollectors(reg *prometheus.Registry, svc *consumer.Service, br *breaker.Breaker) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		svc.Collector(), breakerCollector{br: br,
-			desc: prometheus.NewDesc("actions_breaker_state", "Circuit breaker state per action: 0 closed, 1 half-open, 2 open.", []string{"action"}, nil)})
+			desc:   prometheus.NewDesc("actions_breaker_state", "Circuit breaker state per action that is not closed: 1 half-open, 2 open.", []string{"action"}, nil),
+			counts: prometheus.NewDesc("actions_breakers", "Breakers known to this replica, by state.", []string{"state"}, nil)})
 }
