@@ -204,7 +204,7 @@ func TestOAuth2ClientCredentialsRefusedSecretIsMasked(t *testing.T) {
 // access tokens expire every 2 s. Every call succeeds; the server never
 // sees a refresh token twice; each refresh is one rotation.
 func TestOAuth2RotationUnderLoad(t *testing.T) {
-	dur := 12 * time.Second
+	dur := 20 * time.Second
 	if testing.Short() {
 		dur = 4 * time.Second
 	}
