@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,38 +189,6 @@ func (s *Server) adminRequest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, reply)
 }
 
-// logs returns the log events of the last `scan` stored (default 2000),
-// filtered by action, level and event, newest first.
-func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	action, level, event := q.Get("action"), q.Get("level"), q.Get("event")
-	filter := s.subjects.LogWildcard()
-	if action != "" {
-		if !events.ValidID(action) {
-			writeJSON(w, 400, errBody("bad_request", "invalid action id"))
-			return
-		}
-		filter = s.subjects.Log(action)
-	}
-	limit := atoiDefault(q.Get("limit"), 200)
-	msgs, err := s.lastMessages(r.Context(), s.cfg.LogStream, filter, 2000)
-	if err != nil {
-		writeJSON(w, 502, errBody("internal", err.Error()))
-		return
-	}
-	out := make([]json.RawMessage, 0, limit)
-	for i := len(msgs) - 1; i >= 0 && len(out) < limit; i-- {
-		var e events.LogEvent
-		if json.Unmarshal(msgs[i], &e) != nil {
-			continue
-		}
-		if (level == "" || e.Level == level) && (event == "" || e.Event == event) {
-			out = append(out, msgs[i])
-		}
-	}
-	writeJSON(w, 200, map[string]any{"events": out})
-}
-
 // lastMessages reads up to n of the newest messages of stream on filter.
 func (s *Server) lastMessages(ctx context.Context, stream, filter string, n int) ([][]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -375,13 +342,6 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]string{"id": t.ID, "action_id": t.ActionID})
-}
-
-func atoiDefault(s string, d int) int {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n <= 2000 {
-		return n
-	}
-	return d
 }
 
 func errBody(code, msg string) map[string]any {
