@@ -54,6 +54,9 @@ func adminRequest(ctx context.Context, s *settings, verb string, body any) (json
 		}
 		msg = a.msg
 	case err := <-c.errs:
+		if pe := asPermissionError(err); pe != nil {
+			return nil, fmt.Errorf("%s: %w", verb, pe)
+		}
 		return nil, fmt.Errorf("%s: %w", verb, err)
 	}
 	var e struct {
@@ -100,7 +103,24 @@ func parseAdminCommand(resource, usage string, args []string, getenv func(string
 	if err := a.fs.Parse(reorderFlags(args[1:])); err != nil {
 		return nil, exitCode(2)
 	}
+	if err := checkOutput(resource+" "+a.verb, *a.output); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// args checks that the command got n positional arguments; what names
+// them in the message ("one token id").
+func (a *adminCommand) args(n int, what string) error {
+	switch {
+	case a.fs.NArg() > n && n == 0:
+		return fmt.Errorf("%s %s: unexpected argument %q: %s %s takes none", a.resource, a.verb, a.fs.Arg(0), a.resource, a.verb)
+	case a.fs.NArg() > n:
+		return fmt.Errorf("%s %s: unexpected argument %q: give %s", a.resource, a.verb, a.fs.Arg(n), what)
+	case a.fs.NArg() < n:
+		return fmt.Errorf("%s %s: give %s", a.resource, a.verb, what)
+	}
+	return nil
 }
 
 // request sends the admin request. An error reply is printed (as JSON too
@@ -136,20 +156,34 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 	var body any = map[string]string{}
 	switch a.verb {
 	case "test", "save":
+		if err := a.args(0, ""); err != nil {
+			return err
+		}
 		if *file == "" {
 			return fmt.Errorf("tokens %s: -f FILE is required", a.verb)
 		}
 		data, err := readFileArg(*file)
 		if err != nil {
-			return err
+			return fmt.Errorf("tokens %s: %w", a.verb, err)
+		}
+		if list, isArray, err := tokenArray(*file, data); err != nil {
+			return fmt.Errorf("tokens %s: %w", a.verb, err)
+		} else if isArray {
+			if a.verb == "test" {
+				return fmt.Errorf("tokens test: %s holds an array of %d tokens; test takes one token (tokens save -f tests each HTTP and oauth2 token before saving it)", *file, len(list))
+			}
+			return a.saveEach(ctx, *file, list, stdout, stderr)
 		}
 		body = data
 	case "get", "delete":
-		if a.fs.NArg() != 1 {
-			return fmt.Errorf("tokens %s: give one token id", a.verb)
+		if err := a.args(1, "one token id"); err != nil {
+			return err
 		}
 		body = map[string]string{"id": a.fs.Arg(0)}
 	case "list":
+		if err := a.args(0, ""); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("tokens: unknown command %q (test, save, get, list, delete)", a.verb)
 	}
@@ -260,9 +294,12 @@ func runBreakers(ctx context.Context, args []string, getenv func(string) string,
 	var body any = map[string]string{}
 	switch a.verb {
 	case "list":
+		if err := a.args(0, ""); err != nil {
+			return err
+		}
 	case "reset":
-		if a.fs.NArg() != 1 {
-			return fmt.Errorf("breakers reset: give one action id")
+		if err := a.args(1, "one action id"); err != nil {
+			return err
 		}
 		body = map[string]string{"action_id": a.fs.Arg(0)}
 	default:

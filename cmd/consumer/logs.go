@@ -25,6 +25,12 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	if err := fs.Parse(reorderFlags(args)); err != nil {
 		return exitCode(2)
 	}
+	if err := checkOutput("logs", *output); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return fmt.Errorf("logs: unexpected argument %q: give at most one action id", fs.Arg(1))
+	}
 	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
@@ -42,9 +48,16 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer c.close()
-	stream, err := c.js.Stream(ctx, s.consumerConfig().LogStream)
+	parent := ctx
+	ctx, stop := c.guard(ctx)
+	defer stop()
+	name := s.consumerConfig().LogStream
+	stream, err := c.js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("logs: there is no log stream %s: has the service run with ACTIONS_PREFIX=%s on this NATS (NATS_URL)?", name, s.Prefix)
+	}
 	if err != nil {
-		return fmt.Errorf("log stream: %w", err)
+		return fmt.Errorf("logs: log stream %s: %w", name, explain(ctx, err))
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
 	if *since > 0 {
@@ -53,15 +66,23 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	cons, err := stream.OrderedConsumer(ctx, occ)
 	if err != nil {
-		return err
+		return fmt.Errorf("logs: %w", explain(ctx, err))
+	}
+	// ended reports how the loop ends once ctx is done: a permissions
+	// violation is an error, the caller's end (Ctrl-C) is not.
+	ended := func() error {
+		if parent.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("logs: %w", explain(ctx, ctx.Err()))
 	}
 	for {
 		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return ended()
 			}
-			return err
+			return fmt.Errorf("logs: %w", explain(ctx, err))
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -72,10 +93,10 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return err
+			return fmt.Errorf("logs: %w", explain(ctx, err))
 		}
 		if ctx.Err() != nil {
-			return nil
+			return ended()
 		}
 		if n == 0 && !*follow {
 			return nil
@@ -135,4 +156,13 @@ func reorderFlags(args []string) []string {
 		pos = append(pos, a)
 	}
 	return append(flags, pos...)
+}
+
+// checkOutput refuses an -o other than text or json, which would otherwise
+// print text as if nothing were wrong.
+func checkOutput(cmd, output string) error {
+	if output != "text" && output != "json" {
+		return fmt.Errorf("%s: -o %q: use -o text (the default) or -o json", cmd, output)
+	}
+	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
-
 	"customactions/consumer"
 )
 
@@ -76,7 +74,7 @@ type settings struct {
 // tag when the variable is empty. envconfig.Process reads the process
 // environment only, so fields are decoded here (the types used are string,
 // int, int64, bool, float64, time.Duration and comma-separated []string)
-// and envconfig still prints the table of settings.
+// and runSettings prints the table of settings from the same tags.
 func loadSettings(getenv func(string) string) (*settings, error) {
 	var s settings
 	v := reflect.ValueOf(&s).Elem()
@@ -91,7 +89,10 @@ func loadSettings(getenv func(string) string) (*settings, error) {
 			continue
 		}
 		if err := setField(v.Field(i), raw); err != nil {
-			return nil, fmt.Errorf("settings: %s=%q: %w", name, raw, err)
+			if def := f.Tag.Get("default"); def != "" {
+				return nil, fmt.Errorf("settings: %s=%q: %w (the default is %s; consumer settings lists every setting)", name, raw, err, def)
+			}
+			return nil, fmt.Errorf("settings: %s=%q: %w (leave it empty for the default; consumer settings lists every setting)", name, raw, err)
 		}
 	}
 	if s.GCPercent < 50 {
@@ -116,7 +117,7 @@ func setField(f reflect.Value, raw string) error {
 	case time.Duration:
 		d, err := time.ParseDuration(raw)
 		if err != nil {
-			return errors.New("not a duration such as 30s or 5m")
+			return errors.New("not a duration such as 30s, 5m or 1h30m (a number needs its unit)")
 		}
 		f.SetInt(int64(d))
 	case int, int64:
@@ -158,12 +159,64 @@ func (s *settings) consumerConfig() consumer.Config {
 	}.WithDefaults()
 }
 
-// runSettings prints every setting: its variable, type, default and
-// meaning.
-func runSettings(_ []string, _ func(string) string, stdout io.Writer) error {
+// secretSettings are the settings whose values `consumer settings` masks.
+// NATS_NKEY and NATS_CREDS are file paths, not secrets, and are shown.
+var secretSettings = map[string]bool{
+	"NATS_PASSWORD": true, "ACTIONS_ENCRYPTION_KEY": true, "ACTIONS_ENCRYPTION_OLD_KEYS": true, "ACTIONS_ADMIN_PASSWORD": true,
+}
+
+// runSettings prints every setting: its variable, its effective value in
+// the environment run was given (secrets masked, a password in NATS_URL
+// hidden), its default, type and meaning. A value that does not load is
+// reported after the table.
+func runSettings(args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("settings: unexpected argument %q: settings takes none (it reads the environment)", args[0])
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	if err := envconfig.Usagef("", &settings{}, tw, envconfig.DefaultTableFormat); err != nil {
+	fmt.Fprintln(tw, "VARIABLE\tVALUE\tDEFAULT\tTYPE\tMEANING")
+	t := reflect.TypeOf(settings{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, def := f.Tag.Get("envconfig"), f.Tag.Get("default")
+		value := getenv(name)
+		switch {
+		case value == "" && def != "":
+			value = def + " (default)"
+		case value == "":
+			value = "-"
+		case secretSettings[name]:
+			value = "**** (set)"
+		case name == "NATS_URL":
+			value = redactURLs(value)
+		}
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, value, def, settingType(f.Type), f.Tag.Get("desc"))
+	}
+	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return tw.Flush()
+	_, err := loadSettings(getenv)
+	return err
+}
+
+// settingType names a setting's type as the README does.
+func settingType(t reflect.Type) string {
+	switch t {
+	case reflect.TypeOf(time.Duration(0)):
+		return "duration"
+	case reflect.TypeOf([]string(nil)):
+		return "comma-separated list"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		return "integer"
+	case reflect.Float64:
+		return "number"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "string"
 }

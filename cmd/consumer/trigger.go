@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("trigger: unexpected argument %q: every field is a flag (-action, -url ...) or in the -f file", fs.Arg(0))
+	}
 	t := &events.Trigger{}
 	if *file != "" {
 		data, err := readFileArg(*file)
@@ -58,7 +62,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 		if err := json.Unmarshal(data, t); err != nil {
-			return fmt.Errorf("%s: %w", *file, err)
+			return fmt.Errorf("trigger: %w", describeJSONError(*file, "one trigger", err))
 		}
 	}
 	set := func(dst *string, v string) {
@@ -113,13 +117,22 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer c.close()
+	gctx, stop := c.guard(ctx)
+	defer stop()
 	published := func(ack *jetstream.PubAck) {
 		fmt.Fprintf(stderr, "published trigger %s to %s (stream %s, seq %d)\n", t.ID,
 			events.NewSubjects(s.Prefix).Trigger(t.Source, t.ActionID), ack.Stream, ack.Sequence)
 	}
-	r, raw, err := publishTrigger(ctx, c.nc, c.js, events.NewSubjects(s.Prefix), t, *wait, published)
-	if err != nil || *wait == 0 {
-		return err
+	r, raw, err := publishTrigger(gctx, c.nc, c.js, events.NewSubjects(s.Prefix), t, *wait, published)
+	if err = explain(gctx, err); err != nil {
+		var pe *permissionError
+		if errors.As(err, &pe) && pe.Op == "subscribe to" {
+			return fmt.Errorf("trigger: %w; or publish without waiting for the result (-wait 0)", err)
+		}
+		return fmt.Errorf("trigger: %w", err)
+	}
+	if *wait == 0 {
+		return nil
 	}
 	out, _ := json.MarshalIndent(json.RawMessage(raw), "", "  ")
 	fmt.Fprintln(stdout, string(out))
@@ -148,6 +161,9 @@ func publishTrigger(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 			return nil, nil, err
 		}
 		defer func() { _ = sub.Unsubscribe() }()
+		if err := subscribeAllowed(nc, subjects.Result(t.ActionID)); err != nil {
+			return nil, nil, err // before publishing: nobody could see its result
+		}
 	}
 	data, err := json.Marshal(t)
 	if err != nil {
