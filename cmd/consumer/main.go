@@ -37,11 +37,11 @@ const usage = `consumer: the Custom Actions engine
   consumer [run]                 run the service (embedded NATS when NATS_URL is empty)
   consumer demo                  run the service on an embedded server with a local API and show it working
   consumer trigger [flags]       publish a trigger and print its result
-  consumer logs [-f] [ACTION_ID] print log events, -f to follow
-  consumer tokens test|save -f FILE | get ID | list | delete ID   manage tokens
+  consumer logs [-f] [-o text|json] [ACTION_ID]   print log events, -f to follow
+  consumer tokens test|save -f FILE | get ID | list | delete ID   manage tokens (save -f of an array saves each)
   consumer breakers list | reset ACTION_ID                         see and reset circuit breakers
   consumer dead list | replay SEQ... | replay all                 dead-lettered triggers
-  consumer settings              print the settings (environment variables) and their values
+  consumer settings              print the settings: value (secrets masked), default, type, meaning
 
 Settings come from environment variables; see the README.
 `
