@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,6 +50,10 @@ func adminRequest(ctx context.Context, s *settings, verb string, body any) (json
 	var msg *nats.Msg
 	select {
 	case a := <-answers:
+		if errors.Is(a.err, nats.ErrNoResponders) {
+			return nil, fmt.Errorf("%s: no consumer answers admin requests on %s: is the service running, with ACTIONS_PREFIX=%s, on this NATS (NATS_URL)?",
+				verb, events.NewSubjects(s.Prefix).Admin(resource, action), s.Prefix)
+		}
 		if a.err != nil {
 			return nil, fmt.Errorf("%s: no answer (is the service running?): %w", verb, a.err)
 		}

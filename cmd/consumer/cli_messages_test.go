@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"customactions/internal/natstest"
 )
 
 // goInternals are what a CLI message must not show: Go type names, package
@@ -134,6 +136,32 @@ func TestSettingsPrintsEffectiveValuesMasked(t *testing.T) {
 	_, _, err = cli(t, newEnv("ACTIONS_WORKERS", "many"), "settings")
 	if err == nil || !strings.Contains(err.Error(), "ACTIONS_WORKERS") {
 		t.Errorf("settings with a bad value: %v, want it to name ACTIONS_WORKERS", err)
+	}
+}
+
+// TestCLIMessagesWithoutTheService: against a NATS server where the service
+// never ran, the tools say what is missing instead of NATS's errors.
+func TestCLIMessagesWithoutTheService(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	env := newEnv("NATS_URL", srv.ClientURL())
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tokens", "list"}, "no consumer answers admin requests on actions.admin.tokens.list: is the service running"},
+		{[]string{"trigger", "-action", "a", "-url", "https://api.example.com/", "-wait", "0"}, "no stream takes actions.trigger.inbox.a: has the service started"},
+		{[]string{"logs"}, "there is no log stream ACTIONS_LOGS"},
+		{[]string{"dead", "list"}, "there is no dead-letter stream ACTIONS_DEAD"},
+	} {
+		_, errOut, err := cli(t, env, tc.args...)
+		msg := errOut
+		if err != nil {
+			msg += err.Error()
+		}
+		if !strings.Contains(msg, tc.want) || goInternals.MatchString(msg) || strings.Contains(msg, "nats:") {
+			t.Errorf("%v: %q, want it to say %q and nothing of NATS's own errors", tc.args, msg, tc.want)
+		}
 	}
 }
 

@@ -174,6 +174,9 @@ func publishTrigger(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ack, err := js.PublishMsg(pctx, msg)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return nil, nil, fmt.Errorf("publish trigger: no stream takes %s: has the service started, with ACTIONS_PREFIX=%s, on this NATS (NATS_URL)? It creates the stream", msg.Subject, subjects.Prefix)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("publish trigger: %w", err)
 	}
