@@ -17,9 +17,42 @@ async function api(method, path, body) {
   });
   if (res.status === 401) { showLogin(); throw new Error('log in first'); }
   const data = await res.json();
-  if (data && data.error) { const err = new Error(data.error.message); err.code = data.error.code; throw err; }
+  // An error reply is {"error": {"code", "message"}} and nothing else (or a
+  // failed HTTP status): a result or a test reply has an error field of
+  // its own, which is data to show, not a failed request.
+  const e = data && data.error;
+  if (!res.ok || (e && typeof e === 'object' && Object.keys(data).length === 1)) {
+    const err = new Error((e && e.message) || (typeof e === 'string' ? e : 'request failed: HTTP ' + res.status));
+    err.code = e && e.code; throw err;
+  }
   return data;
 }
+
+// ---- times ----
+// ago says how long ago (or in how long) the time iso is, in words; the
+// exact time is in the title of the element timeEl makes.
+function ago(iso, now = Date.now()) {
+  const t = typeof iso === 'number' ? iso : Date.parse(iso);
+  if (!iso || isNaN(t)) return iso || '';
+  const d = Math.round((now - t) / 1000), a = Math.abs(d);
+  if (a < 5) return 'just now';
+  let n, unit;
+  if (a < 60) { n = a; unit = 's'; }
+  else if (a < 3600) { n = Math.round(a / 60); unit = 'min'; }
+  else if (a < 86400) { n = Math.round(a / 3600); unit = 'h'; }
+  else { n = Math.round(a / 86400); unit = n === 1 ? 'day' : 'days'; }
+  return d > 0 ? n + ' ' + unit + ' ago' : 'in ' + n + ' ' + unit;
+}
+function timeEl(iso) {
+  const t = typeof iso === 'number' ? iso : Date.parse(iso);
+  if (!iso || isNaN(t)) return iso || '';
+  const exact = new Date(t).toISOString();
+  return el('time', {datetime: exact, title: new Date(t).toLocaleString() + ' (' + exact + ')'}, ago(t));
+}
+// Relative times go on counting while the page is open.
+setInterval(() => {
+  for (const e of document.querySelectorAll('time[datetime]')) e.textContent = ago(e.getAttribute('datetime'));
+}, 15000);
 const admin = (verb, body) => api('POST', 'admin/' + verb, body ?? {});
 
 // ---- pages and login ----
@@ -65,9 +98,9 @@ async function loadTokens() {
     body.append(el('tr', {'data-id': t.id},
       el('td', {}, t.name), el('td', {}, t.id), el('td', {}, typeNames[t.type] || t.type),
       el('td', {}, t.description), el('td', {class: 'secret'}, secret), el('td', {class: 'status'}, healthBadge(t)),
-      el('td', {}, t.fetched ? t.fetched.fetched_at : ''), el('td', {}, t.fetched ? (t.fetched.expires_at || '') : ''),
-      el('td', {}, el('button', {class: 'small edit', onclick: () => editToken(t.id)}, 'Edit'), ' ',
-        el('button', {class: 'small delete', onclick: () => deleteToken(t.id)}, 'Delete'))));
+      el('td', {}, t.fetched ? timeEl(t.fetched.fetched_at) : ''), el('td', {}, t.fetched ? timeEl(t.fetched.expires_at) : ''),
+      el('td', {class: 'actions'}, el('button', {class: 'small edit', onclick: () => editToken(t.id)}, 'Edit'), ' ',
+        el('button', {class: 'small delete danger', onclick: (ev) => confirmDelete(ev.target.closest('td'), t.id)}, 'Delete'))));
   }
 }
 
@@ -77,7 +110,7 @@ const typeNames = {text: 'Text', http: 'HTTP Request', oauth2: 'OAuth 2.0'};
 // when and the last error.
 function healthBadge(t) {
   if (!t.status) return t.type === 'oauth2' ? 'not connected' : '';
-  let title = 'since ' + (t.status_changed_at || '?');
+  let title = 'since ' + (t.status_changed_at ? ago(t.status_changed_at) + ' (' + t.status_changed_at + ')' : '?');
   if (t.last_error) title += '\nlast error: ' + t.last_error;
   return el('span', {class: 'badge health-' + t.status, title}, t.status.replaceAll('_', ' '));
 }
@@ -181,6 +214,7 @@ $('#new-token').addEventListener('click', () => {
   $('#o-extra').replaceChildren();
   $('#t-type').dispatchEvent(new Event('change')); $('#o-grant').dispatchEvent(new Event('change'));
   openForm('New token'); changed();
+  $('#token-form').scrollIntoView({block: 'start'}); $('#t-type').focus({preventScroll: true});
 });
 $('#cancel-token').addEventListener('click', () => { $('#token-form').hidden = true; });
 
@@ -211,24 +245,29 @@ async function editToken(id) {
     for (const [k, v] of Object.entries(o.extra_params || {})) kvRow($('#o-extra'), k, v);
   }
   $('#t-type').dispatchEvent(new Event('change')); $('#o-grant').dispatchEvent(new Event('change'));
+  $('#token-form').scrollIntoView({block: 'start'}); $('#t-name').focus({preventScroll: true});
 }
 
-async function deleteToken(id) {
-  if (!confirm('Delete token ' + id + '?')) return;
-  await admin('tokens.delete', {id}); loadTokens();
+// confirmDelete asks in the row itself (no window.confirm, which a page
+// cannot style and a test cannot see) before deleting the token id.
+function confirmDelete(cell, id) {
+  const before = [...cell.childNodes];
+  const error = el('span', {class: 'error'});
+  cell.replaceChildren(el('span', {class: 'confirm'}, 'Delete ' + id + '? Triggers using it will fail. '),
+    el('button', {class: 'small danger confirm-delete', onclick: async () => {
+      try { await admin('tokens.delete', {id}); loadTokens(); } catch (e) { error.textContent = e.message; }
+    }}, 'Delete'), ' ',
+    el('button', {class: 'small link cancel-delete', onclick: () => cell.replaceChildren(...before)}, 'Cancel'), error);
+  cell.querySelector('.cancel-delete').focus();
 }
 
 $('#test-request').addEventListener('click', async () => {
   const t = readToken();
   $('#test-status').textContent = 'testing…'; $('#test-status').className = '';
+  $('#test-result').hidden = true;
   try {
     const r = await admin('tokens.test', t);
-    $('#test-result').hidden = false;
-    $('#test-http-status').textContent = r.http_status || '-';
-    $('#test-token-preview').textContent = r.token_preview ? 'token ' + r.token_preview + (r.expires_in ? ', expires in ' + r.expires_in + ' s' : '') : '';
-    let body = r.response ? r.response.body : '';
-    try { body = JSON.stringify(JSON.parse(body), null, 2); } catch {}
-    $('#test-body').textContent = body;
+    showTestResponse('#test', r, 'token ');
     if (r.ok && !r.token_preview) {
       tested = null; $('#test-status').textContent = 'the endpoint answered: set the token location from the response below and test again'; $('#test-status').className = '';
     } else if (r.ok) { tested = testKey(t); $('#test-status').textContent = 'test passed'; $('#test-status').className = 'ok'; }
@@ -239,6 +278,22 @@ $('#test-request').addEventListener('click', async () => {
   changed();
 });
 
+// showTestResponse shows what the auth endpoint answered a test (status,
+// headers, body, secrets masked), passed or failed; a test that got no
+// answer (network error, invalid settings) shows only its error.
+function showTestResponse(p, r, tokenWord) {
+  if (!(r.http_status || r.token_preview || r.response)) return;
+  $(p + '-result').hidden = false;
+  $(p + '-http-status').textContent = r.http_status || '-';
+  $(p + '-token-preview').textContent = r.token_preview ? tokenWord + r.token_preview + (r.expires_in ? ', expires in ' + r.expires_in + ' s' : '') : '';
+  const headers = Object.entries((r.response && r.response.headers) || {}).map(([k, v]) => k + ': ' + v).join('\n');
+  $(p + '-headers').textContent = headers; $(p + '-headers').hidden = !headers;
+  let body = r.response ? r.response.body : '';
+  try { body = JSON.stringify(JSON.parse(body), null, 2); } catch {}
+  if (r.response && r.response.truncated) body += '\n… (truncated)';
+  $(p + '-body').textContent = body; $(p + '-body').hidden = !body;
+}
+
 // The test of an oauth2 token (tokens.test): client_credentials fetches a
 // token; a grant that works from a refresh token is only checked, since a
 // refresh would spend the refresh token (the save spends it, once).
@@ -248,14 +303,7 @@ $('#o-test-request').addEventListener('click', async () => {
   $('#o-test-result').hidden = true;
   try {
     const r = await admin('tokens.test', t);
-    if (r.http_status || r.token_preview || r.response) {
-      $('#o-test-result').hidden = false;
-      $('#o-test-http-status').textContent = r.http_status || '-';
-      $('#o-test-token-preview').textContent = r.token_preview ? 'access token ' + r.token_preview + (r.expires_in ? ', expires in ' + r.expires_in + ' s' : '') : '';
-      let body = r.response ? r.response.body : '';
-      try { body = JSON.stringify(JSON.parse(body), null, 2); } catch {}
-      $('#o-test-body').textContent = body; $('#o-test-body').hidden = !body;
-    }
+    showTestResponse('#o-test', r, 'access token ');
     if (r.ok) {
       tested = testKey(t); $('#o-test-status').className = 'ok';
       $('#o-test-status').textContent = r.details && r.details.hint ? 'settings valid: ' + r.details.hint : 'test passed';
@@ -276,43 +324,123 @@ $('#token-form').addEventListener('submit', async (ev) => {
 });
 
 // ---- Logs ----
+// The server filters and pages (GET /ui/api/logs); the page keeps the
+// cursor of the page shown: {} is the newest page, {before} or {after} an
+// older or newer one. Live events are added only to the newest page.
 let source = null;
+let logCursor = {};
+let logCursors = {older: 0, newer: 0};
+let logLoads = 0; // a newer load of the page makes an older one drop its answer
+let logGrown = false; // live events were added to the newest page
 function stopFollow() { if (source) { source.close(); source = null; } }
 function logRow(e) {
-  const tr = el('tr', {class: e.trigger_id ? 'clickable' : '', 'data-event': e.event},
-    el('td', {}, e.time), el('td', {class: 'level-' + e.level}, e.level), el('td', {}, e.event),
-    el('td', {}, e.action_id), el('td', {}, e.trigger_id || ''), el('td', {}, e.message));
+  const tr = el('tr', {class: e.trigger_id ? 'clickable' : '', 'data-event': e.event, 'data-trigger': e.trigger_id || ''},
+    el('td', {class: 'time'}, timeEl(e.time)), el('td', {class: 'level-' + e.level}, e.level), el('td', {}, e.event),
+    el('td', {}, e.action_id), el('td', {class: 'id'}, e.trigger_id || ''), el('td', {}, e.message));
   if (e.trigger_id) tr.addEventListener('click', () => showResult(e.action_id, e.trigger_id));
   return tr;
 }
-function matches(e) {
-  const a = $('#f-action').value.trim(), l = $('#f-level').value, ev = $('#f-event').value.trim();
-  return (!a || e.action_id === a) && (!l || e.level === l) && (!ev || e.event === ev);
-}
-async function loadLogs() {
-  stopFollow();
+// logQuery is the filter of the form as query parameters of /ui/api/logs.
+function logQuery() {
   const q = new URLSearchParams();
-  if ($('#f-action').value.trim()) q.set('action', $('#f-action').value.trim());
-  if ($('#f-level').value) q.set('level', $('#f-level').value);
-  if ($('#f-event').value.trim()) q.set('event', $('#f-event').value.trim());
-  const {events} = await api('GET', 'logs?' + q);
-  $('#logs-table tbody').replaceChildren(...events.map(logRow));
-  if ($('#f-live').checked) {
+  for (const [id, name] of [['#f-action', 'action'], ['#f-level', 'level'], ['#f-event', 'event'], ['#f-trigger', 'trigger'],
+    ['#f-token', 'token'], ['#f-status', 'status'], ['#f-context', 'context']]) {
+    const v = $(id).value.trim(); if (v) q.set(name, v);
+  }
+  for (const [id, name] of [['#f-from', 'from'], ['#f-to', 'to']]) {
+    const v = $(id).value; // datetime-local, in the browser's time zone, to the minute or second
+    if (!v || isNaN(Date.parse(v))) continue;
+    // "To" takes in the whole of its last minute or second.
+    const end = name !== 'to' ? 0 : v.length <= 16 ? 59999 : v.includes('.') ? 0 : 999;
+    q.set(name, new Date(Date.parse(v) + end).toISOString());
+  }
+  return q;
+}
+// matches applies the filter to a live event, as the server would.
+function matches(e, q) {
+  const has = (v, want) => v !== null && typeof v === 'object' ? Object.values(v).some((c) => has(c, want)) : v !== undefined && v !== null && String(v) === want;
+  const statusEvents = {succeeded: ['action_succeeded'], failed: ['action_failed', 'token_refresh_failed'], rejected: ['trigger_rejected'], breaker_open: ['breaker_rejected']};
+  const st = q.get('status');
+  if (st && !(statusEvents[st] ? statusEvents[st].includes(e.event) : e.details && String(e.details.http_status) === st)) return false;
+  const t = Date.parse(e.time);
+  return (!q.get('action') || e.action_id === q.get('action')) && (!q.get('level') || e.level === q.get('level')) &&
+    (!q.get('event') || e.event === q.get('event')) && (!q.get('trigger') || e.trigger_id === q.get('trigger')) &&
+    (!q.get('token') || e.token_id === q.get('token')) && (!q.get('context') || has(e.context, q.get('context'))) &&
+    (!q.get('from') || t >= Date.parse(q.get('from'))) && (!q.get('to') || t <= Date.parse(q.get('to')));
+}
+async function loadLogs(cursor = {}) {
+  stopFollow();
+  logCursor = cursor;
+  const q = logQuery();
+  $('#f-export').href = '/ui/api/logs?' + new URLSearchParams([...q, ['format', 'jsonl']]);
+  const pq = new URLSearchParams(q);
+  if (cursor.before) pq.set('before', cursor.before);
+  if (cursor.after) pq.set('after', cursor.after);
+  $('#logs-error').textContent = '';
+  const load = ++logLoads;
+  let page;
+  try { page = await api('GET', 'logs?' + pq); } catch (e) { if (load === logLoads) $('#logs-error').textContent = e.message; return; }
+  if (load !== logLoads) return;
+  const newest = !page.newer;
+  if (cursor.after && page.events.length === 0) return loadLogs(); // nothing newer: back to the newest page
+  logCursors = {older: page.older || 0, newer: page.newer || 0}; logGrown = false;
+  $('#logs-table tbody').replaceChildren(...page.events.map(logRow));
+  $('#logs-empty').hidden = page.events.length > 0;
+  $('#logs-older').disabled = !page.older; $('#logs-newer').disabled = newest;
+  $('#logs-page-info').textContent = (newest ? 'newest ' : '') + page.events.length + ' events' +
+    (page.events.length ? ', ' + ago(page.events[page.events.length - 1].time) + ' to ' + ago(page.events[0].time) : '');
+  if ($('#f-live').checked && newest) {
     const fq = new URLSearchParams(); if (q.get('action')) fq.set('action', q.get('action'));
     source = new EventSource('/ui/api/logs/follow?' + fq);
-    source.onmessage = (m) => { const e = JSON.parse(m.data); if (matches(e)) $('#logs-table tbody').prepend(logRow(e)); };
+    source.onmessage = (m) => {
+      const e = JSON.parse(m.data); if (!matches(e, q)) return;
+      const body = $('#logs-table tbody');
+      body.prepend(logRow(e)); $('#logs-empty').hidden = true;
+      while (body.children.length > 100) { body.lastChild.remove(); logGrown = true; } // the rest is on the older pages
+      if (logGrown) $('#logs-older').disabled = false;
+    };
   }
 }
-for (const id of ['#f-action', '#f-level', '#f-event', '#f-live']) $(id).addEventListener('change', loadLogs);
+for (const id of ['#f-action', '#f-level', '#f-event', '#f-trigger', '#f-token', '#f-status', '#f-context', '#f-from', '#f-to', '#f-live']) {
+  $(id).addEventListener('change', () => loadLogs());
+}
+$('#logs-form').addEventListener('submit', (ev) => { ev.preventDefault(); loadLogs(); });
+$('#logs-older').addEventListener('click', async () => {
+  // The cursor of a page grown by live events is stale: the page after
+  // the newest one is found again from a fresh newest page.
+  if (logGrown) await loadLogs();
+  if (logCursors.older) loadLogs({before: logCursors.older});
+});
+$('#logs-newer').addEventListener('click', () => loadLogs({after: logCursors.newer}));
+$('#logs-latest').addEventListener('click', () => loadLogs());
 
+// showResult shows a trigger's result: status, HTTP status, attempts, the
+// error code and message of a failed or rejected trigger, and the action's
+// response when there was one.
 async function showResult(action, id) {
-  try {
-    const r = await api('GET', 'result?' + new URLSearchParams({action, trigger_id: id}));
-    $('#result-panel').hidden = false; $('#rp-trigger').textContent = id;
-    $('#rp-status').textContent = r.status; $('#rp-http').textContent = r.http_status;
-    $('#rp-attempts').textContent = r.attempts; $('#rp-refreshed').textContent = r.token_refreshed;
-    $('#rp-json').textContent = JSON.stringify(r, null, 2);
-  } catch (e) { $('#result-panel').hidden = false; $('#rp-json').textContent = e.message; }
+  $('#result-panel').hidden = false; $('#rp-trigger').textContent = id; $('#rp-error').textContent = '';
+  for (const f of ['#rp-status', '#rp-code', '#rp-message', '#rp-http', '#rp-attempts', '#rp-refreshed', '#rp-finished', '#rp-json']) $(f).replaceChildren();
+  $('#rp-fields').hidden = true; $('#rp-response').hidden = true;
+  let r;
+  try { r = await api('GET', 'result?' + new URLSearchParams({action, trigger_id: id})); }
+  catch (e) { $('#rp-error').textContent = e.message; return; }
+  $('#rp-status').className = 'status-' + r.status;
+  $('#rp-error-row').hidden = !r.error;
+  if (r.error) { $('#rp-code').textContent = r.error.code || ''; $('#rp-message').textContent = r.error.message || ''; }
+  $('#rp-http').textContent = r.http_status ? String(r.http_status) : '-';
+  $('#rp-attempts').textContent = String(r.attempts ?? 0); $('#rp-refreshed').textContent = String(!!r.token_refreshed);
+  $('#rp-finished').replaceChildren(timeEl(r.finished_at), r.duration_ms !== undefined ? ' (' + r.duration_ms + ' ms)' : '');
+  if (r.response) {
+    $('#rp-response').hidden = false;
+    $('#rp-response-headers').textContent = Object.entries(r.response.headers || {}).map(([k, v]) => k + ': ' + v).join('\n');
+    let body = r.response.body || '';
+    try { body = JSON.stringify(JSON.parse(body), null, 2); } catch {}
+    $('#rp-response-body').textContent = body + (r.response.truncated ? '\n… (truncated)' : '');
+  }
+  $('#rp-json').textContent = JSON.stringify(r, null, 2);
+  $('#rp-status').textContent = r.status || '?'; // last: tests wait for it
+  $('#rp-fields').hidden = false;
+  $('#result-panel').scrollIntoView({block: 'nearest'});
 }
 
 $('#tt-send').addEventListener('click', async () => {
@@ -323,12 +451,15 @@ $('#tt-send').addEventListener('click', async () => {
 });
 
 // ---- Breakers ----
+// An open breaker stays open until opened_at_ms + cooldown_ms; then one
+// probe is let through (half open).
 async function loadBreakers() {
   const {breakers} = await admin('breakers.list');
   $('#breakers-empty').hidden = breakers.length > 0;
   $('#breakers-table tbody').replaceChildren(...breakers.map((b) => el('tr', {'data-action': b.action_id},
-    el('td', {}, b.action_id), el('td', {class: 'state-' + b.state}, b.state), el('td', {}, b.reason || ''),
-    el('td', {}, b.updated_at || ''),
+    el('td', {}, b.action_id), el('td', {class: 'state-' + b.state}, b.state.replaceAll('_', ' ')), el('td', {}, b.reason || ''),
+    el('td', {class: 'until'}, b.state === 'open' && b.opened_at_ms ? timeEl(b.opened_at_ms + (b.cooldown_ms || 0)) : ''),
+    el('td', {}, timeEl(b.updated_at)),
     el('td', {}, b.state === 'closed' ? '' : el('button', {class: 'small reset', onclick: async () => {
       await admin('breakers.reset', {action_id: b.action_id}); loadBreakers();
     }}, 'Reset')))));
