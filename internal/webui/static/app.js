@@ -110,7 +110,7 @@ const typeNames = {text: 'Text', http: 'HTTP Request', oauth2: 'OAuth 2.0'};
 // when and the last error.
 function healthBadge(t) {
   if (!t.status) return t.type === 'oauth2' ? 'not connected' : '';
-  let title = 'since ' + (t.status_changed_at ? ago(t.status_changed_at) + ' (' + t.status_changed_at + ')' : '?');
+  let title = 'since ' + (t.status_changed_at ? t.status_changed_at + ' (' + ago(t.status_changed_at) + ')' : '?');
   if (t.last_error) title += '\nlast error: ' + t.last_error;
   return el('span', {class: 'badge health-' + t.status, title}, t.status.replaceAll('_', ' '));
 }
