@@ -1,7 +1,10 @@
 // Package webui is the browser admin of the engine: the Authentication
 // settings page (tokens: create, test, save, edit, delete), the Logs tab
-// (log events newest first, filters, live following, a trigger's result)
-// and the circuit breakers. It is served from the consumer binary on the
+// (log events newest first, searched by action, level, event, trigger,
+// token, status, a context value and a time range on the server, in pages
+// of 100 with older/newer cursors, exported as JSON lines, followed live;
+// a trigger's result) and the circuit breakers (until when an open one
+// stays open). Times show relative ("3 min ago"), the exact time on hover. It is served from the consumer binary on the
 // metrics port, behind a login with the admin password, and its pages are
 // embedded with embed, so nothing but Go is needed to run it.
 //
