@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"customactions/breaker"
 	"customactions/events"
 )
 
@@ -66,8 +67,38 @@ func (a *Service) Handle(ctx context.Context, verb string, data []byte) (any, er
 			return nil, err
 		}
 		return a.ResetBreaker(ctx, id)
+	case "limits.set":
+		var l breaker.Limits
+		if err := decodeStrict(data, &l, "updated_at"); err != nil {
+			return nil, err
+		}
+		return a.SetLimits(ctx, l)
+	case "limits.get":
+		id, err := decodeID(data, "action_id")
+		if err != nil {
+			return nil, err
+		}
+		return a.Limits(id)
+	case "limits.list":
+		if err := decodeStrict(data, &struct{}{}); err != nil {
+			return nil, err
+		}
+		list, err := a.ListLimits(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"limits": list}, nil
+	case "limits.delete":
+		id, err := decodeID(data, "action_id")
+		if err != nil {
+			return nil, err
+		}
+		if err := a.DeleteLimits(ctx, id); err != nil {
+			return nil, err
+		}
+		return map[string]bool{"ok": true}, nil
 	default:
-		return nil, errorf(CodeUnknown, "unknown admin request %q: known are tokens.test, tokens.save, tokens.get, tokens.list, tokens.delete, breakers.list and breakers.reset", verb)
+		return nil, errorf(CodeUnknown, "unknown admin request %q: known are tokens.test, tokens.save, tokens.get, tokens.list, tokens.delete, breakers.list, breakers.reset, limits.set, limits.get, limits.list and limits.delete", verb)
 	}
 }
 

@@ -41,6 +41,11 @@ type Breaker struct {
 	pending map[string]*batch
 	// throttles: until when each action is held back (throttle.go).
 	throttles map[string]time.Time
+	// limits an admin set, the local rate permits and the concurrency
+	// slots this replica holds (limits.go, limiter.go).
+	limits map[string]*Limits
+	pools  map[string]*ratePool
+	slots  map[string]int
 	// kvDownUntil: after a KV failure on the call path, calls fail open at
 	// once for a few seconds instead of each waiting for a timeout.
 	kvDownUntil time.Time
@@ -88,7 +93,8 @@ func New(kv KV, s Settings, opts ...Option) (*Breaker, error) {
 	}
 	b := &Breaker{kv: kv, s: s, now: time.Now, holder: nuid.Next(), onChange: func(Transition) {},
 		onError: func(string, error) {}, onThrottle: func(Throttle) {},
-		cache: map[string]cached{}, pending: map[string]*batch{}, throttles: map[string]time.Time{}}
+		cache: map[string]cached{}, pending: map[string]*batch{}, throttles: map[string]time.Time{},
+		limits: map[string]*Limits{}, pools: map[string]*ratePool{}, slots: map[string]int{}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -102,6 +108,18 @@ func (b *Breaker) Watch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch breakers: %w", err)
 	}
+	go func() {
+		t := time.NewTicker(concLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				b.renewSlots(ctx)
+			}
+		}
+	}()
 	select {
 	case <-kvwatch.Follow(ctx, w, b.apply):
 		return nil
@@ -111,7 +129,7 @@ func (b *Breaker) Watch(ctx context.Context) error {
 }
 
 func (b *Breaker) apply(e jetstream.KeyValueEntry) {
-	if b.applyThrottle(e) {
+	if b.applyThrottle(e) || b.applyLimits(e) {
 		return
 	}
 	if e.Operation() != jetstream.KeyValuePut {
@@ -459,7 +477,9 @@ func (b *Breaker) Get(actionID string) Status {
 func (b *Breaker) List(ctx context.Context) ([]Status, error) {
 	out, err := kvwatch.Collect(ctx, b.kv, func(e jetstream.KeyValueEntry) (Status, bool) {
 		var st Status
-		return st, !strings.HasPrefix(e.Key(), throttleKeyPrefix) && json.Unmarshal(e.Value(), &st) == nil
+		// Breakers are keyed by action id, which has no dot; the keys with
+		// one are throttles, limits and their shared counters.
+		return st, !strings.Contains(e.Key(), ".") && json.Unmarshal(e.Value(), &st) == nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list breakers: %w", err)

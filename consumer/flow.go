@@ -182,6 +182,22 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 			s.rateLimited(t, r, c, wait)
 			return
 		}
+		// The admin's limits of the action, fleet-wide: wait for a permit
+		// of its rate and a slot of its concurrency, within the deadline.
+		if s.limiter != nil {
+			free, lerr := s.limiter.Acquire(ctx, t.ActionID)
+			if lerr != nil {
+				release()
+				if errors.Is(lerr, breaker.ErrLimited) && ctx.Err() == context.DeadlineExceeded {
+					r.res.Attempts, r.res.TokenRefreshed = out.Attempts, out.Refreshed
+					s.limited(t, r)
+					return
+				}
+				err = lerr
+				break
+			}
+			defer free()
+		}
 		if r.armSlow != nil {
 			r.armSlow()
 		}

@@ -2,7 +2,9 @@ package consumer
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,5 +120,62 @@ func TestSlowCallsOpenTheBreakerWhileInFlight(t *testing.T) {
 	}
 	if open != 6 || calls.Load() != 4 {
 		t.Errorf("%d breaker_open results, %d calls; want 6 and only the 4 in flight", open, calls.Load())
+	}
+}
+
+// TestAdminLimitsHoldTheFleetToARate: with a limit of 20 calls/s set by
+// an admin, two replicas make at most that many calls in any second, and
+// every trigger still succeeds (waiting is not a failure).
+func TestAdminLimitsHoldTheFleetToARate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Workers: 16})
+	var mu sync.Mutex
+	var times []time.Time
+	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+	})
+	s := breaker.Settings{Consecutive: 100}
+	_, br := h.startWithBreaker(s, time.Now)
+	_, br2 := h.startWithBreaker(s, time.Now)
+	if _, err := br.SetLimits(t.Context(), breaker.Limits{ActionID: "shop", Rate: 20, Burst: 1}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := br2.GetLimits("shop"); ok {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	const n = 50
+	for i := range n {
+		h.trigger(&events.Trigger{ID: "lim" + strconv.Itoa(i), ActionID: "shop", Source: "bot", Request: events.Request{Method: "GET", URL: api.URL}})
+	}
+	res := h.results(n, 30*time.Second)
+	for _, r := range res {
+		if r.Status != events.StatusSucceeded {
+			t.Errorf("%s: %s %+v", r.TriggerID, r.Status, r.Error)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(times) != n {
+		t.Fatalf("%d calls, want %d", len(times), n)
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	// At most rate + burst + one chunk per replica in any second.
+	for i := range times {
+		j := i
+		for j < len(times) && times[j].Sub(times[i]) < time.Second {
+			j++
+		}
+		if j-i > 23 {
+			t.Fatalf("%d calls within one second from call %d, limit 20/s (+1 burst, +1 chunk per replica)", j-i, i)
+		}
+	}
+	if span := times[len(times)-1].Sub(times[0]); span < 2*time.Second {
+		t.Errorf("%d calls over %s: the rate of 20/s was not held", n, span)
 	}
 }

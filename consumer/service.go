@@ -42,6 +42,7 @@ type Service struct {
 	client    *http.Client
 	breaker   Breaker
 	throttler Throttler
+	limiter   Limiter
 	resume    gates
 	lastPause sync.Map // action id -> time.Time: the end of its last pause seen here
 	metrics   *Metrics
@@ -83,6 +84,9 @@ func WithBreaker(b Breaker) Option {
 		s.breaker = b
 		if th, ok := b.(Throttler); ok {
 			s.throttler = th
+		}
+		if l, ok := b.(Limiter); ok {
+			s.limiter = l
 		}
 	}
 }

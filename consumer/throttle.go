@@ -22,6 +22,12 @@ type Throttler interface {
 	Throttle(ctx context.Context, actionID string, until time.Time, status int) error
 }
 
+// Limiter enforces the limits an admin set per action (a fleet-wide rate
+// and maximum of concurrent calls); *breaker.Breaker satisfies it.
+type Limiter interface {
+	Acquire(ctx context.Context, actionID string) (release func(), err error)
+}
+
 // throttledFor is how long the action is still held back fleet-wide.
 func (s *Service) throttledFor(actionID string) time.Duration {
 	if s.throttler == nil {
@@ -218,4 +224,16 @@ func ThrottleLog(pub *events.Publisher, log interface {
 			log.Warn("publish throttle event", "action_id", th.ActionID, "err", err)
 		}
 	}
+}
+
+// limited answers a trigger whose action's admin limits gave no permit
+// before its deadline.
+func (s *Service) limited(t *events.Trigger, r *run) {
+	res := r.res
+	res.Status = events.StatusFailed
+	res.RetryAfterMS = 1
+	res.Error = &events.Error{Code: events.CodeRateLimited,
+		Message: "the action's limits (rate or concurrent calls, set by an admin) gave no permit before the trigger's deadline"}
+	r.log(events.LevelWarn, events.EventActionFailed, res.Error.Message, map[string]any{"method": t.Request.Method,
+		"url": displayURL(t.Request.URL), "attempts": res.Attempts, "code": events.CodeRateLimited})
 }

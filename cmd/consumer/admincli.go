@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,7 +106,7 @@ func parseAdminCommand(resource, usage string, args []string, getenv func(string
 	if flags != nil {
 		flags(a.fs)
 	}
-	if err := a.fs.Parse(reorderFlags(args[1:])); err != nil {
+	if err := a.fs.Parse(reorderFlags(a.fs, args[1:])); err != nil {
 		return nil, exitCode(2)
 	}
 	if err := checkOutput(resource+" "+a.verb, *a.output); err != nil {
@@ -330,6 +331,71 @@ func runBreakers(ctx context.Context, args []string, getenv func(string) string,
 			until = events.FormatTime(b.OpenUntil())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", b.ActionID, b.State, b.Generation, until, b.Reason)
+	}
+	return tw.Flush()
+}
+
+func runLimits(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var rate *float64
+	var burst, maxConc *int
+	a, err := parseAdminCommand("limits", "usage: consumer limits set ACTION_ID [-rate N] [-burst N] [-max-concurrent N] | get ACTION_ID | list | delete ACTION_ID   [-o json]",
+		args, getenv, stderr, func(fs *flag.FlagSet) {
+			rate = fs.Float64("rate", 0, "calls per second across every replica (0: no limit)")
+			burst = fs.Int("burst", 0, "calls above the rate allowed at once (default: the rate rounded up)")
+			maxConc = fs.Int("max-concurrent", 0, "calls at once across every replica (0: no limit)")
+		})
+	if err != nil {
+		return err
+	}
+	var body any = map[string]string{}
+	switch a.verb {
+	case "list":
+		if err := a.args(0, ""); err != nil {
+			return err
+		}
+	case "get", "delete":
+		if err := a.args(1, "one action id"); err != nil {
+			return err
+		}
+		body = map[string]string{"action_id": a.fs.Arg(0)}
+	case "set":
+		if err := a.args(1, "one action id"); err != nil {
+			return err
+		}
+		body = breaker.Limits{ActionID: a.fs.Arg(0), Rate: *rate, Burst: *burst, MaxConcurrent: *maxConc}
+	default:
+		return fmt.Errorf("limits: unknown command %q (set, get, list, delete)", a.verb)
+	}
+	reply, done, err := a.request(ctx, body, stdout, stderr)
+	if done {
+		return err
+	}
+	var list []breaker.Limits
+	switch a.verb {
+	case "delete":
+		fmt.Fprintf(stdout, "limits of %s deleted\n", a.fs.Arg(0))
+		return nil
+	case "list":
+		var r struct {
+			Limits []breaker.Limits `json:"limits"`
+		}
+		_ = json.Unmarshal(reply, &r)
+		list = r.Limits
+	default:
+		var l breaker.Limits
+		_ = json.Unmarshal(reply, &l)
+		list = []breaker.Limits{l}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tRATE/S\tBURST\tMAX CONCURRENT\tUPDATED")
+	show := func(v float64) string {
+		if v == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	for _, l := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.ActionID, show(l.Rate), show(float64(l.Burst)), show(float64(l.MaxConcurrent)), l.UpdatedAt)
 	}
 	return tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	follow := fs.Bool("f", false, "follow: keep printing new log events")
 	output := fs.String("o", "text", "output: text or json (one event per line)")
 	since := fs.Duration("since", 0, "only events newer than this (e.g. 1h); 0: all")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := fs.Parse(reorderFlags(fs, args)); err != nil {
 		return exitCode(2)
 	}
 	if err := checkOutput("logs", *output); err != nil {
@@ -141,13 +142,25 @@ func printLog(w io.Writer, data []byte, output string) {
 
 // reorderFlags moves flags before positional arguments, so "logs ACTION -f"
 // works as well as "logs -f ACTION".
-func reorderFlags(args []string) []string {
+func reorderFlags(fs *flag.FlagSet, args []string) []string {
 	var flags, pos []string
+	takesValue := func(a string) bool {
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			return false
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			return false
+		}
+		b, ok := f.Value.(interface{ IsBoolFlag() bool })
+		return !ok || !b.IsBoolFlag()
+	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if strings.HasPrefix(a, "-") && a != "-" {
+		if strings.HasPrefix(a, "-") && a != "-" && !isNumber(a) {
 			flags = append(flags, a)
-			if (a == "-o" || a == "--o" || a == "-since" || a == "--since") && i+1 < len(args) {
+			if takesValue(a) && i+1 < len(args) {
 				flags = append(flags, args[i+1])
 				i++
 			}
@@ -165,4 +178,10 @@ func checkOutput(cmd, output string) error {
 		return fmt.Errorf("%s: -o %q: use -o text (the default) or -o json", cmd, output)
 	}
 	return nil
+}
+
+// isNumber reports whether a is a number such as -3, a flag's value.
+func isNumber(a string) bool {
+	_, err := strconv.ParseFloat(a, 64)
+	return err == nil
 }

@@ -40,6 +40,8 @@ const usage = `consumer: the Custom Actions engine
   consumer logs [-f] [-o text|json] [ACTION_ID]   print log events, -f to follow
   consumer tokens test|save -f FILE | get ID | list | delete ID   manage tokens (save -f of an array saves each)
   consumer breakers list | reset ACTION_ID                         see and reset circuit breakers
+  consumer limits set ACTION_ID -rate N -burst N -max-concurrent N | get ACTION_ID | list | delete ACTION_ID
+                                 an action's fleet-wide limits
   consumer dead list | replay SEQ... | replay all                 dead-lettered triggers
   consumer settings              print the settings: value (secrets masked), default, type, meaning
 
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTokens(ctx, args, getenv, stdout, stderr)
 	case "breakers":
 		return runBreakers(ctx, args, getenv, stdout, stderr)
+	case "limits":
+		return runLimits(ctx, args, getenv, stdout, stderr)
 	case "dead":
 		return runDead(ctx, args, getenv, stdout, stderr)
 	case "settings":
