@@ -69,7 +69,7 @@ async function route() {
   try { await api('GET', 'session'); } catch { return; }
   stopFollow();
   if (page === 'logs') { show('logs'); loadLogs(); }
-  else if (page === 'breakers') { show('breakers'); loadBreakers(); }
+  else if (page === 'health' || page === 'breakers') { show('breakers'); loadBreakers(); loadLimits(); }
   else { show('tokens'); loadTokens(); }
 }
 window.addEventListener('hashchange', route);
@@ -248,17 +248,21 @@ async function editToken(id) {
   $('#token-form').scrollIntoView({block: 'start'}); $('#t-name').focus({preventScroll: true});
 }
 
-// confirmDelete asks in the row itself (no window.confirm, which a page
-// cannot style and a test cannot see) before deleting the token id.
-function confirmDelete(cell, id) {
+// confirmInRow asks in the row itself (no window.confirm, which a page
+// cannot style and a test cannot see) before running del; an error of del
+// is shown in the row.
+function confirmInRow(cell, question, del) {
   const before = [...cell.childNodes];
   const error = el('span', {class: 'error'});
-  cell.replaceChildren(el('span', {class: 'confirm'}, 'Delete ' + id + '? Triggers using it will fail. '),
+  cell.replaceChildren(el('span', {class: 'confirm'}, question + ' '),
     el('button', {class: 'small danger confirm-delete', onclick: async () => {
-      try { await admin('tokens.delete', {id}); loadTokens(); } catch (e) { error.textContent = e.message; }
+      try { await del(); } catch (e) { error.textContent = e.message; }
     }}, 'Delete'), ' ',
     el('button', {class: 'small link cancel-delete', onclick: () => cell.replaceChildren(...before)}, 'Cancel'), error);
   cell.querySelector('.cancel-delete').focus();
+}
+function confirmDelete(cell, id) {
+  confirmInRow(cell, 'Delete ' + id + '? Triggers using it will fail.', async () => { await admin('tokens.delete', {id}); loadTokens(); });
 }
 
 $('#test-request').addEventListener('click', async () => {
@@ -450,11 +454,13 @@ $('#tt-send').addEventListener('click', async () => {
   catch (e) { $('#tt-status').textContent = e.message; $('#tt-status').className = 'error'; }
 });
 
-// ---- Breakers ----
+// ---- Health: breakers and limits ----
 // An open breaker stays open until opened_at_ms + cooldown_ms; then one
 // probe is let through (half open).
 async function loadBreakers() {
-  const {breakers} = await admin('breakers.list');
+  let breakers;
+  try { ({breakers} = await admin('breakers.list')); $('#breakers-error').textContent = ''; }
+  catch (e) { $('#breakers-error').textContent = e.message; return; }
   $('#breakers-empty').hidden = breakers.length > 0;
   $('#breakers-table tbody').replaceChildren(...breakers.map((b) => el('tr', {'data-action': b.action_id},
     el('td', {}, b.action_id), el('td', {class: 'state-' + b.state}, b.state.replaceAll('_', ' ')), el('td', {}, b.reason || ''),
@@ -464,5 +470,54 @@ async function loadBreakers() {
       await admin('breakers.reset', {action_id: b.action_id}); loadBreakers();
     }}, 'Reset')))));
 }
+
+// Limits of an action (limits.*): 0 is no limit; a burst left at 0 is
+// filled by the server with the rate rounded up.
+const noLimit = (v) => v ? String(v) : 'no limit';
+async function loadLimits() {
+  let limits;
+  try { ({limits} = await admin('limits.list')); } catch (e) { $('#limits-error').textContent = e.message; return; }
+  $('#limits-empty').hidden = limits.length > 0;
+  $('#limits-table tbody').replaceChildren(...limits.map((l) => el('tr', {'data-action': l.action_id},
+    el('td', {}, l.action_id), el('td', {class: 'rate'}, noLimit(l.rate)), el('td', {class: 'burst'}, l.rate ? String(l.burst) : '-'),
+    el('td', {class: 'max'}, noLimit(l.max_concurrent)), el('td', {class: 'updated'}, timeEl(l.updated_at)),
+    el('td', {class: 'actions'}, el('button', {class: 'small edit', onclick: () => editLimits(l)}, 'Edit'), ' ',
+      el('button', {class: 'small delete danger', onclick: (ev) => confirmInRow(ev.target.closest('td'),
+        'Delete the limits of ' + l.action_id + '? Its calls will no longer be limited.', async () => {
+          await admin('limits.delete', {action_id: l.action_id}); loadLimits();
+        })}, 'Delete')))));
+}
+function editLimits(l) {
+  $('#limits-form-title').textContent = 'Edit the limits of ' + l.action_id;
+  $('#l-action').value = l.action_id; $('#l-rate').value = l.rate ? String(l.rate) : '';
+  $('#l-burst').value = l.rate && l.burst ? String(l.burst) : ''; $('#l-max').value = l.max_concurrent ? String(l.max_concurrent) : '';
+  $('#limits-error').textContent = ''; $('#limits-status').textContent = '';
+  $('#limits-form').scrollIntoView({block: 'start'}); $('#l-rate').focus({preventScroll: true});
+}
+function clearLimitsForm() {
+  $('#limits-form').reset(); $('#limits-form-title').textContent = 'Set limits';
+  $('#limits-error').textContent = '';
+}
+$('#l-clear').addEventListener('click', () => { clearLimitsForm(); $('#limits-status').textContent = ''; });
+// limitField reads a number input: empty is 0 (no limit); what the browser
+// cannot read as a number is refused here, the rest by the server.
+function limitField(sel, name) {
+  const input = $(sel);
+  if (input.validity.badInput) throw new Error(name + ' must be a number');
+  return input.value.trim() === '' ? 0 : Number(input.value);
+}
+$('#limits-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('#limits-error').textContent = ''; $('#limits-status').textContent = '';
+  try {
+    const action_id = $('#l-action').value.trim();
+    if (!action_id) throw new Error('give the action id');
+    const l = await admin('limits.set', {action_id, rate: limitField('#l-rate', 'rate'), burst: limitField('#l-burst', 'burst'),
+      max_concurrent: limitField('#l-max', 'max concurrent')});
+    clearLimitsForm();
+    $('#limits-status').textContent = 'limits of ' + l.action_id + ' saved';
+    loadLimits();
+  } catch (e) { $('#limits-error').textContent = e.message; }
+});
 
 route();
