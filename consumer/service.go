@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"customactions/auth"
 	"customactions/breaker"
@@ -46,6 +47,7 @@ type Service struct {
 	resume    gates
 	lastPause sync.Map // action id -> time.Time: the end of its last pause seen here
 	metrics   *Metrics
+	tracer    trace.Tracer // nil when tracing is off (WithTracerProvider)
 	log       *slog.Logger
 	now       func() time.Time
 	rejected  rateLimiter
