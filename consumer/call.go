@@ -41,8 +41,9 @@ func (c *callResult) free() {
 // Headers that carry secrets (cred's, the trigger's sensitive_headers and
 // the well-known credential headers) are dropped when the action
 // redirects to another host; what the action sends back is redacted of
-// cred's secrets.
-func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credential) *callResult {
+// cred's secrets. attempt numbers the call within its trigger (from 1);
+// with tracing on, the call has a span and sends its traceparent.
+func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credential, attempt int) *callResult {
 	ctx, cancel := context.WithTimeout(ctx, s.attemptTimeout(t))
 	defer cancel()
 	start := time.Now()
@@ -67,6 +68,13 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credent
 	}
 	if hostHeader := req.Header.Get("Host"); hostHeader != "" {
 		req.Host = hostHeader
+	}
+	if s.tracer != nil {
+		// After the trigger's headers: the attempt's span is the parent
+		// the action sees. Without tracing a traceparent of the trigger's
+		// request headers is sent as it is.
+		span := s.startAttempt(ctx, req, attempt)
+		defer endAttempt(span, res)
 	}
 	cred.Sign(req.Header)
 	resp, err := s.client.Do(req)

@@ -13,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"customactions/auth"
 	"customactions/breaker"
@@ -31,6 +32,8 @@ type run struct {
 	// call is the last call made, whose response memory is given back
 	// once the result is stored.
 	call *callResult
+	// calls counts the calls made, for the attempt number of their spans.
+	calls int
 	// infra is set when the trigger could not be finished for a reason of
 	// ours (KV unreachable, shutdown); it is retried instead of answered.
 	infra error
@@ -98,12 +101,19 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 // run executes a trigger and finishes it.
 func (s *Service) run(work context.Context, p *pending) {
 	ctx, cancel := context.WithTimeout(work, s.triggerBudget(p.t))
+	var span trace.Span
+	if s.tracer != nil {
+		ctx, span = s.startTrigger(ctx, p)
+	}
 	s.execute(ctx, p.t, p.r)
 	cancel()
 	if work.Err() != nil && p.r.infra == nil {
 		p.r.infra = fmt.Errorf("shutdown: %w", work.Err())
 	}
 	s.complete(work, p)
+	if span != nil {
+		endTrigger(span, p.r)
+	}
 }
 
 // complete stamps the result's end and finishes the trigger.
@@ -163,7 +173,8 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 	ref := auth.Ref{TokenID: t.TokenID, OnBackgroundRefresh: s.backgroundRefresh(r.res)}
 	attempt := func(ctx context.Context, cred auth.Credential) int {
 		c.free() // the 401 of a first attempt is not kept
-		c = s.call(ctx, t, cred)
+		r.calls++
+		c = s.call(ctx, t, cred, r.calls)
 		r.call = c
 		s.metrics.call(t.ActionID, c.elapsed)
 		return c.status
@@ -203,6 +214,9 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 		}
 		var o auth.CallOutcome
 		o, err = s.auth.Do(ctx, ref, attempt)
+		if s.tracer != nil {
+			traceAuth(ctx, t.TokenID, o)
+		}
 		out.Attempts += o.Attempts
 		out.Refreshed = out.Refreshed || o.Refreshed
 		out.Retried = o.Retried
