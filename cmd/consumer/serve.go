@@ -48,7 +48,24 @@ func runService(ctx context.Context, _ []string, getenv func(string) string, _, 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := serve(ctx, s, log, nil); err != nil && ctx.Err() == nil {
+	tp, shutdownTracing, err := tracerProvider(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the spans still batched.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	var opts []consumer.Option
+	if tp != nil {
+		opts = append(opts, consumer.WithTracerProvider(tp))
+		log.Info("tracing on: spans are exported over OTLP/HTTP")
+	}
+	if err := serve(ctx, s, log, nil, opts...); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
@@ -65,8 +82,8 @@ type app struct {
 }
 
 // serve runs the service until ctx ends. ready, if set, is called once it
-// consumes.
-func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app)) error {
+// consumes. opts are added to the consumer's (its tracer provider).
+func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app), opts ...consumer.Option) error {
 	cfg := s.consumerConfig()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("settings: %w", err)
@@ -109,8 +126,9 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app))
 	}
 	reg := prometheus.NewRegistry()
 	metrics := consumer.NewMetrics(reg)
-	svc, err := consumer.New(c.js, res, cfg, consumer.WithLogger(log), consumer.WithHTTPClient(client),
-		consumer.WithTokens(store, mgr), consumer.WithBreaker(br), consumer.WithMetrics(metrics))
+	opts = append([]consumer.Option{consumer.WithLogger(log), consumer.WithHTTPClient(client),
+		consumer.WithTokens(store, mgr), consumer.WithBreaker(br), consumer.WithMetrics(metrics)}, opts...)
+	svc, err := consumer.New(c.js, res, cfg, opts...)
 	if err != nil {
 		return err
 	}
