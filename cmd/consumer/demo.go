@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -192,6 +194,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		s.Listen = "127.0.0.1:0"
 	}
 	s.BreakerConsecutive, s.BreakerCooldown = 3, 30*time.Second
+	uiPassword := ""
+	if *keep {
+		uiPassword = demoUI(s)
+	}
 	api := &demoAPI{}
 	srv := httptest.NewServer(api.handler())
 	defer srv.Close()
@@ -328,8 +334,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if *keep {
-		fmt.Fprintf(stdout, "\nthe service keeps running; try:\n  NATS_URL=%s go run ./cmd/consumer trigger -action create-order -token shop -method POST -url %s/shop/orders -body '{}'\n  NATS_URL=%s go run ./cmd/consumer logs -f\n(Ctrl-C to stop)\n",
-			a.conn.srv.ClientURL(), srv.URL, a.conn.srv.ClientURL())
+		pw := "the one in ACTIONS_ADMIN_PASSWORD"
+		if uiPassword != "" {
+			pw = uiPassword
+		}
+		fmt.Fprintf(stdout, "\nthe service keeps running; try:\n  NATS_URL=%s go run ./cmd/consumer trigger -action create-order -token shop -method POST -url %s/shop/orders -body '{}'\n  NATS_URL=%s go run ./cmd/consumer logs -f\n  the web admin UI: %s (password: %s)\n(Ctrl-C to stop)\n",
+			a.conn.srv.ClientURL(), srv.URL, a.conn.srv.ClientURL(), uiURL(a.httpAddr), pw)
 		<-ctx.Done()
 	}
 	cancel()
@@ -337,6 +347,33 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	return nil
+}
+
+// demoUI makes `demo -keep` serve the web admin UI, on a free loopback
+// port and with a random password unless the environment sets them. It
+// returns the password it made ("" when ACTIONS_ADMIN_PASSWORD set one).
+func demoUI(s *settings) string {
+	if s.HTTPAddr == "" {
+		s.HTTPAddr = "127.0.0.1:0"
+	}
+	if s.AdminPassword != "" {
+		return ""
+	}
+	s.AdminPassword = rand.Text()
+	return s.AdminPassword
+}
+
+// uiURL is the address of the web UI served on addr (a listener's
+// address); an unspecified host becomes localhost.
+func uiURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/ui/"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/ui/"
 }
 
 func printAllLogs(ctx context.Context, js jetstream.JetStream, stream string, w io.Writer) error {

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -204,25 +205,27 @@ func TestSessionExpires(t *testing.T) {
 	if code := do(t, c, "GET", srv.URL+"/ui/api/session", "", nil).StatusCode; code != 401 {
 		t.Errorf("session after its max age: %d, want 401", code)
 	}
-	s.sessions.mu.Lock()
-	n := len(s.sessions.live)
-	s.sessions.mu.Unlock()
+	mem := s.sessions.store.(*memStore)
+	mem.mu.Lock()
+	n := len(mem.live)
+	mem.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d expired sessions kept", n)
 	}
 }
 
 func TestSessionsAreBounded(t *testing.T) {
-	ss := &sessions{key: []byte("k"), live: map[string]time.Time{}}
-	now := time.Now()
-	first := ss.create(now, now.Add(time.Minute))
+	mem := newMemStore()
+	ss := &sessions{store: mem, key: []byte("k")}
+	ctx, now := context.Background(), time.Now()
+	first, _ := ss.create(ctx, now, now.Add(time.Minute))
 	for i := range maxSessions {
-		ss.create(now, now.Add(time.Hour+time.Duration(i)*time.Second))
+		ss.create(ctx, now, now.Add(time.Hour+time.Duration(i)*time.Second))
 	}
-	if len(ss.live) != maxSessions {
-		t.Errorf("%d sessions kept, want %d", len(ss.live), maxSessions)
+	if len(mem.live) != maxSessions {
+		t.Errorf("%d sessions kept, want %d", len(mem.live), maxSessions)
 	}
-	if ss.valid(first, now) {
+	if ok, _ := ss.valid(ctx, first, now); ok {
 		t.Error("the session closest to its expiry was kept beyond the bound")
 	}
 }

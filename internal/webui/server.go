@@ -83,7 +83,7 @@ func New(cfg Config, admin Admin, js jetstream.JetStream, log *slog.Logger, opts
 		return nil, err
 	}
 	s := &Server{cfg: cfg, admin: admin, js: js, subjects: events.NewSubjects(cfg.Prefix), log: log, now: time.Now,
-		sessions: &sessions{key: key, live: map[string]time.Time{}}, failures: map[string][]time.Time{}}
+		sessions: &sessions{store: newMemStore(), key: key}, failures: map[string][]time.Time{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -120,8 +120,14 @@ func (s *Server) RequireSession(h http.Handler) http.Handler {
 // X-Requested-With header that only the page's own fetch calls send.
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(cookieName)
-		if err != nil || !s.sessions.valid(c.Value, s.now()) {
+		ok := false
+		if c, err := r.Cookie(cookieName); err == nil {
+			if ok, err = s.sessions.valid(r.Context(), c.Value, s.now()); err != nil {
+				s.storeFailed(w, err)
+				return
+			}
+		}
+		if !ok {
 			writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "log in first"))
 			return
 		}
@@ -159,7 +165,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "wrong password"))
 		return
 	}
-	v := s.sessions.create(now, now.Add(s.cfg.SessionMaxAge))
+	v, err := s.sessions.create(r.Context(), now, now.Add(s.cfg.SessionMaxAge))
+	if err != nil {
+		s.storeFailed(w, err)
+		return
+	}
 	http.SetCookie(w, sessionCookie(r, v, int(s.cfg.SessionMaxAge.Seconds())))
 	writeJSON(w, 200, map[string]bool{"ok": true})
 }
@@ -168,10 +178,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 // works either, and clears the cookie.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(cookieName); err == nil {
-		s.sessions.end(c.Value)
+		if err := s.sessions.end(r.Context(), c.Value); err != nil {
+			s.storeFailed(w, err) // the session may still be live: keep the cookie
+			return
+		}
 	}
 	http.SetCookie(w, sessionCookie(r, "", -1))
 	writeJSON(w, 200, map[string]bool{"ok": true})
+}
+
+// storeFailed answers 503 when the session store (KV) could not be reached.
+func (s *Server) storeFailed(w http.ResponseWriter, err error) {
+	s.log.Warn("web UI session store unreachable", "err", err)
+	writeJSON(w, http.StatusServiceUnavailable, errBody("unavailable", "session store unreachable; try again"))
 }
 
 func (s *Server) adminRequest(w http.ResponseWriter, r *http.Request) {
