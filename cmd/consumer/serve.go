@@ -147,7 +147,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app),
 		if s.HTTPAddr == "" {
 			return fmt.Errorf("ACTIONS_ADMIN_PASSWORD is set but ACTIONS_HTTP_ADDR is empty: the web UI needs the HTTP server")
 		}
-		web, err = webui.New(webui.Config{Password: s.AdminPassword, Prefix: cfg.Prefix, LogStream: cfg.LogStream, ResultStream: cfg.ResultStream}, adm, c.js, log)
+		web, err = webui.New(webui.Config{Password: s.AdminPassword, Prefix: cfg.Prefix, LogStream: cfg.LogStream, ResultStream: cfg.ResultStream}, adm, c.js, log, webui.WithSessionStore(res.Breakers))
 		if err != nil {
 			return err
 		}
