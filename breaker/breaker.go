@@ -129,8 +129,8 @@ func (b *Breaker) Watch(ctx context.Context) error {
 }
 
 func (b *Breaker) apply(e jetstream.KeyValueEntry) {
-	if b.applyThrottle(e) || b.applyLimits(e) {
-		return
+	if b.applyThrottle(e) || b.applyLimits(e) || strings.Contains(e.Key(), ".") {
+		return // a breaker's key is an action id, which has no dot; others share the bucket
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		b.mu.Lock()
