@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"customactions/auth"
 	"customactions/breaker"
 )
@@ -24,14 +26,23 @@ type Service struct {
 	fetcher  *auth.Fetcher
 	breakers Breakers
 	log      *slog.Logger
+
+	js        jetstream.JetStream // WithLogStream
+	logStream string
+	dead      *DeadLetters // WithDeadLetters
 }
 
 // New returns a Service for the installation of the subject prefix;
 // breakers may be nil (the breaker requests then answer an error) and log
-// nil (discard).
-func New(prefix string, store *auth.Store, mgr *auth.Manager, fetcher *auth.Fetcher, breakers Breakers, log *slog.Logger) *Service {
+// nil (discard). The log stream (tokens.usage) and the dead letters
+// (dead.*) are options.
+func New(prefix string, store *auth.Store, mgr *auth.Manager, fetcher *auth.Fetcher, breakers Breakers, log *slog.Logger, opts ...Option) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{prefix: prefix, store: store, mgr: mgr, fetcher: fetcher, breakers: breakers, log: log}
+	a := &Service{prefix: prefix, store: store, mgr: mgr, fetcher: fetcher, breakers: breakers, log: log}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }

@@ -1,5 +1,8 @@
 // Package admin manages what admins change at run time: tokens (test,
-// save, get, list, delete, import) and circuit breakers (list, reset). It
+// save, get, list, delete, forget the fetched token, recent usage from
+// the log stream, import), circuit breakers (list, reset), limits, and
+// dead letters (list, replay, re-run as a test; DeadLetters, which
+// `consumer dead` uses too). It
 // is the one implementation behind three front ends: the admin requests of
 // the contract over NATS (Subscribe, any replica answers in a queue group),
 // the web UI (which calls Handle), and the CLI's start-up import

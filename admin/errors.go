@@ -20,9 +20,13 @@ const (
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	err     error  // the cause, for errors.Is; not shown
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the cause, when the error has one.
+func (e *Error) Unwrap() error { return e.err }
 
 func errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}

@@ -52,6 +52,48 @@ func (a *Service) Handle(ctx context.Context, verb string, data []byte) (any, er
 			return nil, err
 		}
 		return map[string]bool{"ok": true}, nil
+	case "tokens.forget":
+		id, err := decodeID(data, "id")
+		if err != nil {
+			return nil, err
+		}
+		had, err := a.ForgetToken(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]bool{"ok": true, "had_fetched": had}, nil
+	case "tokens.usage":
+		id, err := decodeID(data, "id")
+		if err != nil {
+			return nil, err
+		}
+		return a.TokenUsage(ctx, id)
+	case "dead.list":
+		if err := decodeStrict(data, &struct{}{}); err != nil {
+			return nil, err
+		}
+		d, err := a.deadLetters()
+		if err != nil {
+			return nil, err
+		}
+		list, err := d.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"dead_letters": list}, nil
+	case "dead.replay", "dead.rerun":
+		seq, err := decodeSeq(data)
+		if err != nil {
+			return nil, err
+		}
+		d, err := a.deadLetters()
+		if err != nil {
+			return nil, err
+		}
+		if verb == "dead.rerun" {
+			return d.Rerun(ctx, seq)
+		}
+		return d.Replay(ctx, seq)
 	case "breakers.list":
 		if err := decodeStrict(data, &struct{}{}); err != nil {
 			return nil, err
@@ -98,7 +140,7 @@ func (a *Service) Handle(ctx context.Context, verb string, data []byte) (any, er
 		}
 		return map[string]bool{"ok": true}, nil
 	default:
-		return nil, errorf(CodeUnknown, "unknown admin request %q: known are tokens.test, tokens.save, tokens.get, tokens.list, tokens.delete, breakers.list, breakers.reset, limits.set, limits.get, limits.list and limits.delete", verb)
+		return nil, errorf(CodeUnknown, "unknown admin request %q: known are tokens.test, tokens.save, tokens.get, tokens.list, tokens.delete, tokens.forget, tokens.usage, dead.list, dead.replay, dead.rerun, breakers.list, breakers.reset, limits.set, limits.get, limits.list and limits.delete", verb)
 	}
 }
 

@@ -154,7 +154,7 @@ func (a *adminCommand) request(ctx context.Context, body any, stdout, stderr io.
 
 func runTokens(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var file *string
-	a, err := parseAdminCommand("tokens", "usage: consumer tokens test|save -f FILE | get ID | list | delete ID   [-o json]", args, getenv, stderr,
+	a, err := parseAdminCommand("tokens", "usage: consumer tokens test|save -f FILE | get ID | list | delete ID | forget ID | usage ID   [-o json]", args, getenv, stderr,
 		func(fs *flag.FlagSet) { file = fs.String("f", "", "token JSON file (- for stdin)") })
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 			return a.saveEach(ctx, *file, list, stdout, stderr)
 		}
 		body = data
-	case "get", "delete":
+	case "get", "delete", "forget", "usage":
 		if err := a.args(1, "one token id"); err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	default:
-		return fmt.Errorf("tokens: unknown command %q (test, save, get, list, delete)", a.verb)
+		return fmt.Errorf("tokens: unknown command %q (test, save, get, list, delete, forget, usage)", a.verb)
 	}
 	reply, done, err := a.request(ctx, body, stdout, stderr)
 	if done {
@@ -213,6 +213,12 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	case "delete":
 		fmt.Fprintf(stdout, "token %s deleted\n", a.fs.Arg(0))
+	case "forget":
+		fmt.Fprintf(stdout, "fetched token of %s dropped on every replica: the next call fetches a new one\n", a.fs.Arg(0))
+	case "usage":
+		var u admin.Usage
+		_ = json.Unmarshal(reply, &u)
+		printUsage(stdout, &u)
 	case "get":
 		var v admin.TokenView
 		if json.Unmarshal(reply, &v) == nil && v.Token != nil {
@@ -223,6 +229,24 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 		printJSON(stdout, reply)
 	}
 	return nil
+}
+
+// printUsage prints the reply of tokens.usage, newest first.
+func printUsage(w io.Writer, u *admin.Usage) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTION\tTRIGGER\tEVENT\tMESSAGE")
+	for _, e := range u.Events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time, e.ActionID, e.TriggerID, e.Event, e.Message)
+	}
+	_ = tw.Flush()
+	switch {
+	case len(u.Events) == 0 && u.Complete:
+		fmt.Fprintf(w, "token %s was not used in the %d log events stored\n", u.TokenID, u.Scanned)
+	case len(u.Events) == 0:
+		fmt.Fprintf(w, "token %s was not used in the newest %d log events\n", u.TokenID, u.Scanned)
+	case !u.Complete:
+		fmt.Fprintf(w, "(from the newest %d log events)\n", u.Scanned)
+	}
 }
 
 // printTokenTable prints the tokens of a list reply; STATUS is the health

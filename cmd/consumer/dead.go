@@ -6,17 +6,59 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"customactions/admin"
 	"customactions/consumer"
 	"customactions/events"
 )
 
 const deadUsage = "usage: consumer dead list | replay SEQ... | replay all"
 
-// runDead lists and replays dead-lettered triggers.
+// deadStore is the dead-letter stream of cfg for admin.DeadLetters.
+type deadStore struct {
+	js  jetstream.JetStream
+	cfg consumer.Config
+}
+
+func (d deadStore) List(ctx context.Context) ([]admin.DeadLetter, error) {
+	list, err := consumer.ListDeadLetters(ctx, d.js, d.cfg)
+	out := make([]admin.DeadLetter, 0, len(list))
+	for _, l := range list {
+		out = append(out, deadView(l))
+	}
+	return out, err
+}
+
+func (d deadStore) Replay(ctx context.Context, seq uint64) (admin.DeadLetter, error) {
+	l, err := consumer.ReplayDeadLetter(ctx, d.js, d.cfg, seq)
+	return deadView(l), err
+}
+
+func deadView(l consumer.DeadLetter) admin.DeadLetter {
+	v := admin.DeadLetter{Seq: l.Seq, TriggerID: l.TriggerID, Subject: l.Subject, OriginalSeq: l.OriginalSeq,
+		Reason: l.Reason, Data: l.Data}
+	if !l.Time.IsZero() {
+		v.Time = events.FormatTime(l.Time)
+	}
+	// The dead-letter subject is <prefix>.dead.<action_id> (PROTOCOL.md §8).
+	if i := strings.LastIndexByte(l.DeadLetterTopic, '.'); i >= 0 {
+		v.ActionID = l.DeadLetterTopic[i+1:]
+	}
+	return v
+}
+
+// newDeadLetters returns the dead letters of the installation of cfg.
+func newDeadLetters(js jetstream.JetStream, cfg consumer.Config) *admin.DeadLetters {
+	return admin.NewDeadLetters(cfg.Prefix, deadStore{js: js, cfg: cfg.WithDefaults()}, js)
+}
+
+// runDead lists and replays dead-lettered triggers, through the same
+// admin.DeadLetters as the web UI's dead.* requests, straight on the
+// dead-letter stream (it works while the service is down).
 func runDead(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
 		fmt.Fprintln(stderr, deadUsage)
@@ -53,8 +95,9 @@ func runDead(ctx context.Context, args []string, getenv func(string) string, std
 	defer c.close()
 	ctx, stop := c.guard(ctx)
 	defer stop()
-	cfg := s.consumerConfig()
-	list, err := consumer.ListDeadLetters(ctx, c.js, cfg)
+	cfg := s.consumerConfig().WithDefaults()
+	dead := newDeadLetters(c.js, cfg)
+	list, err := dead.List(ctx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("dead %s: there is no dead-letter stream %s: has the service run with ACTIONS_PREFIX=%s on this NATS (NATS_URL)?", args[0], cfg.DeadStream, s.Prefix)
 	}
@@ -65,7 +108,7 @@ func runDead(ctx context.Context, args []string, getenv func(string) string, std
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SEQ\tTIME\tTRIGGER\tSUBJECT\tREASON")
 		for _, d := range list {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.Seq, events.FormatTime(d.Time), d.TriggerID, d.Subject, d.Reason)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.Seq, d.Time, d.TriggerID, d.Subject, d.Reason)
 		}
 		return tw.Flush()
 	}
@@ -79,7 +122,7 @@ func runDead(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}
 	for _, seq := range seqs {
-		d, err := consumer.ReplayDeadLetter(ctx, c.js, cfg, seq)
+		d, err := dead.Replay(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return fmt.Errorf("dead replay: there is no dead letter %d in %s (consumer dead list shows them; a replayed one is removed)", seq, cfg.DeadStream)
 		}

@@ -39,6 +39,7 @@ const usage = `consumer: the Custom Actions engine
   consumer trigger [flags]       publish a trigger and print its result
   consumer logs [-f] [-o text|json] [ACTION_ID]   print log events, -f to follow
   consumer tokens test|save -f FILE | get ID | list | delete ID   manage tokens (save -f of an array saves each)
+  consumer tokens forget ID | usage ID   drop an HTTP token's fetched token; its newest uses in the logs
   consumer breakers list | reset ACTION_ID                         see and reset circuit breakers
   consumer limits set ACTION_ID -rate N -burst N -max-concurrent N | get ACTION_ID | list | delete ACTION_ID
                                  an action's fleet-wide limits

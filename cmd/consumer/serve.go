@@ -133,7 +133,8 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app),
 		return err
 	}
 	registerCollectors(reg, svc, br)
-	adm := admin.New(cfg.Prefix, store, mgr, fetcher, br, log)
+	adm := admin.New(cfg.Prefix, store, mgr, fetcher, br, log,
+		admin.WithLogStream(c.js, cfg.LogStream), admin.WithDeadLetters(newDeadLetters(c.js, cfg)))
 	if s.TokensFile != "" {
 		if err := importTokens(ctx, s.TokensFile, adm, log); err != nil {
 			return err

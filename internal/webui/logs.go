@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"customactions/admin"
 	"customactions/events"
 )
 
@@ -303,31 +304,8 @@ func matchData(q *logQuery, data []byte) bool {
 }
 
 // scan reads the messages of st on filter with sequences start..end in
-// order and hands each to f until it returns false.
+// order and hands each to f until it returns false (admin.ScanStream,
+// which tokens.usage reads the log stream with too).
 func (s *Server) scan(ctx context.Context, st jetstream.Stream, filter string, start, end uint64, f func(uint64, []byte) bool) error {
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter},
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
-	if err != nil {
-		return err
-	}
-	for {
-		batch, err := c.FetchNoWait(500)
-		if err != nil {
-			return err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			meta, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			if meta.Sequence.Stream > end || !f(meta.Sequence.Stream, m.Data()) {
-				return nil
-			}
-		}
-		if got == 0 {
-			return nil
-		}
-	}
+	return admin.ScanStream(ctx, st, filter, start, end, f)
 }

@@ -56,7 +56,7 @@ setInterval(() => {
 const admin = (verb, body) => api('POST', 'admin/' + verb, body ?? {});
 
 // ---- pages and login ----
-const pages = ['login', 'tokens', 'logs', 'breakers'];
+const pages = ['login', 'tokens', 'logs', 'breakers', 'dead'];
 function show(page) {
   for (const p of pages) $('#' + p + '-page').hidden = p !== page;
   $('#nav').hidden = page === 'login';
@@ -70,6 +70,7 @@ async function route() {
   stopFollow();
   if (page === 'logs') { show('logs'); loadLogs(); }
   else if (page === 'health' || page === 'breakers') { show('breakers'); loadBreakers(); loadLimits(); }
+  else if (page === 'dead') { show('dead'); loadDead(); }
   else { show('tokens'); loadTokens(); }
 }
 window.addEventListener('hashchange', route);
@@ -100,9 +101,44 @@ async function loadTokens() {
       el('td', {}, t.description), el('td', {class: 'secret'}, secret), el('td', {class: 'status'}, healthBadge(t)),
       el('td', {}, t.fetched ? timeEl(t.fetched.fetched_at) : ''), el('td', {}, t.fetched ? timeEl(t.fetched.expires_at) : ''),
       el('td', {class: 'actions'}, el('button', {class: 'small edit', onclick: () => editToken(t.id)}, 'Edit'), ' ',
+        t.type === 'http' ? el('button', {class: 'small refresh', title: 'Drop the fetched token: the next call fetches a new one',
+          onclick: () => forgetToken(t.id)}, 'Refresh') : '', t.type === 'http' ? ' ' : '',
+        el('button', {class: 'small link used-by', onclick: () => showUsage(t.id)}, 'Used by'), ' ',
         el('button', {class: 'small delete danger', onclick: (ev) => confirmDelete(ev.target.closest('td'), t.id)}, 'Delete'))));
   }
 }
+
+// forgetToken drops an HTTP token's fetched token on every replica
+// (tokens.forget): the next call fetches a new one.
+async function forgetToken(id) {
+  const st = $('#tokens-status');
+  try {
+    await admin('tokens.forget', {id});
+    st.className = 'ok'; st.textContent = 'fetched token of ' + id + ' dropped: the next call fetches a new one';
+  } catch (e) { st.className = 'error'; st.textContent = e.message; }
+  loadTokens();
+}
+
+// showUsage shows where a token was used recently (tokens.usage): the
+// newest log events of calls it signed, and the actions they belong to.
+async function showUsage(id) {
+  $('#usage-panel').hidden = false; $('#usage-token').textContent = id;
+  $('#usage-error').textContent = ''; $('#usage-summary').textContent = 'loading…';
+  $('#usage-table tbody').replaceChildren();
+  let u;
+  try { u = await admin('tokens.usage', {id}); } catch (e) { $('#usage-error').textContent = e.message; $('#usage-summary').textContent = ''; return; }
+  const actions = {};
+  for (const e of u.events) actions[e.action_id] = (actions[e.action_id] || 0) + 1;
+  const names = Object.entries(actions).map(([a, n]) => a + ' (' + n + ')').join(', ');
+  const where = u.complete ? 'in the logs' : 'in the newest ' + u.scanned + ' log events';
+  $('#usage-summary').textContent = u.events.length ? 'Last ' + u.events.length + ' uses ' + where + ', by ' + names :
+    'Not used ' + where + '.';
+  $('#usage-table tbody').replaceChildren(...u.events.map((e) => el('tr', {'data-trigger': e.trigger_id || ''},
+    el('td', {class: 'time'}, timeEl(e.time)), el('td', {}, e.action_id), el('td', {class: 'id'}, e.trigger_id || ''),
+    el('td', {class: 'level-' + e.level}, e.event))));
+  $('#usage-panel').scrollIntoView({block: 'nearest'});
+}
+$('#usage-close').addEventListener('click', () => { $('#usage-panel').hidden = true; });
 
 const typeNames = {text: 'Text', http: 'HTTP Request', oauth2: 'OAuth 2.0'};
 
@@ -423,6 +459,7 @@ $('#logs-latest').addEventListener('click', () => loadLogs());
 // response when there was one.
 async function showResult(action, id) {
   $('#result-panel').hidden = false; $('#rp-trigger').textContent = id; $('#rp-error').textContent = '';
+  offerRerun(id);
   for (const f of ['#rp-status', '#rp-code', '#rp-message', '#rp-http', '#rp-attempts', '#rp-refreshed', '#rp-finished', '#rp-json']) $(f).replaceChildren();
   $('#rp-fields').hidden = true; $('#rp-response').hidden = true;
   let r;
@@ -446,6 +483,26 @@ async function showResult(action, id) {
   $('#rp-fields').hidden = false;
   $('#result-panel').scrollIntoView({block: 'nearest'});
 }
+
+// offerRerun offers "Re-run as test" for a trigger that is a dead letter:
+// only those still hold the trigger's request (a finished one is gone, and
+// results and logs keep only its method and URL).
+let rerunSeq = 0;
+async function offerRerun(id) {
+  rerunSeq = 0; $('#rp-rerun').hidden = true; $('#rp-rerun-hint').hidden = true; $('#rp-rerun-status').textContent = '';
+  let list = [];
+  try { ({dead_letters: list} = await admin('dead.list')); } catch { list = []; }
+  if ($('#rp-trigger').textContent !== id) return; // another trigger was opened meanwhile
+  const d = list.filter((d) => d.trigger_id === id).pop();
+  if (d) { rerunSeq = d.seq; $('#rp-rerun').hidden = false; } else $('#rp-rerun-hint').hidden = false;
+}
+async function rerun(seq, status) {
+  try {
+    const r = await admin('dead.rerun', {seq});
+    status.className = 'ok'; status.textContent = 'test run ' + r.id + ' sent';
+  } catch (e) { status.className = 'error'; status.textContent = e.message; }
+}
+$('#rp-rerun').addEventListener('click', () => rerun(rerunSeq, $('#rp-rerun-status')));
 
 $('#tt-send').addEventListener('click', async () => {
   const t = {action_id: $('#tt-action').value.trim(), token_id: $('#tt-token').value.trim() || undefined,
@@ -519,5 +576,25 @@ $('#limits-form').addEventListener('submit', async (ev) => {
     loadLimits();
   } catch (e) { $('#limits-error').textContent = e.message; }
 });
+
+// ---- Dead letters ----
+async function loadDead() {
+  let list;
+  try { ({dead_letters: list} = await admin('dead.list')); $('#dead-error').textContent = ''; }
+  catch (e) { $('#dead-error').textContent = e.message; return; }
+  $('#dead-empty').hidden = list.length > 0;
+  $('#dead-table tbody').replaceChildren(...list.map((d) => el('tr', {'data-seq': String(d.seq), 'data-trigger': d.trigger_id || ''},
+    el('td', {}, String(d.seq)), el('td', {}, timeEl(d.time)), el('td', {}, d.action_id || ''), el('td', {class: 'id'}, d.trigger_id || ''),
+    el('td', {}, d.reason), el('td', {class: 'actions'},
+      el('button', {class: 'small replay', title: 'Publish it again as it was (a live run) and remove it', onclick: async () => {
+        try {
+          await admin('dead.replay', {seq: d.seq});
+          $('#dead-status').className = 'ok'; $('#dead-status').textContent = 'replayed ' + d.seq + ': trigger ' + (d.trigger_id || '?');
+        } catch (e) { $('#dead-status').className = 'error'; $('#dead-status').textContent = e.message; }
+        loadDead();
+      }}, 'Replay'), ' ',
+      el('button', {class: 'small rerun', title: 'Send a copy with source test and a new id; the dead letter stays',
+        onclick: () => rerun(d.seq, $('#dead-status'))}, 'Re-run as test')))));
+}
 
 route();
