@@ -1,15 +1,18 @@
 // Package webui is the browser admin of the engine: the Authentication
-// settings page (tokens: create, test, save, edit, delete), the Logs tab
+// settings page (tokens: create, test, save, edit, delete; Refresh drops
+// an HTTP token's fetched token, Used by shows its newest uses in the
+// logs), the Dead letters page (list, Replay, Re-run as test), the Logs tab
 // (log events newest first, searched by action, level, event, trigger,
 // token, status, a context value and a time range on the server, in pages
 // of 100 with older/newer cursors, exported as JSON lines, followed live;
-// a trigger's result) and the Health page: the circuit breakers (until
+// a trigger's result, with Re-run as test when the trigger is a dead
+// letter) and the Health page: the circuit breakers (until
 // when an open one stays open, reset) and the limits an admin sets per
 // action (rate, burst, max concurrent: listed, set, edited, deleted). Times show relative ("3 min ago"), the exact time on hover. It is served from the consumer binary on the
 // metrics port, behind a login with the admin password, and its pages are
 // embedded with embed, so nothing but Go is needed to run it.
 //
-// Token, breaker and limits requests go straight to admin.Service.Handle, the same
+// Token, breaker, limits and dead-letter requests go straight to admin.Service.Handle, the same
 // code that answers the NATS admin requests, so the page and the CLI
 // cannot disagree.
 //
