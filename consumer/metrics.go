@@ -250,6 +250,7 @@ func WithMetrics(m *Metrics) Option { return func(s *Service) { s.metrics = m } 
 type serviceCollector struct {
 	svc        *Service
 	inFlight   *prometheus.Desc
+	parked     *prometheus.Desc
 	pending    *prometheus.Desc
 	ackPending *prometheus.Desc
 	redeliver  *prometheus.Desc
@@ -290,6 +291,7 @@ func (s *Service) Collector() prometheus.Collector {
 		health: prometheus.NewDesc("actions_token_health", "Health of an oauth2 token: 1 for its current status, 0 for the others.",
 			[]string{"token", "status"}, nil),
 		inFlight:   prometheus.NewDesc("actions_in_flight", "Triggers being executed by this replica.", nil, nil),
+		parked:     prometheus.NewDesc("actions_parked", "Triggers of actions at their bulkhead bound waiting on this replica (they hold no worker).", nil, nil),
 		pending:    prometheus.NewDesc("actions_consumer_pending", "Triggers in the stream not yet delivered to any replica.", nil, nil),
 		ackPending: prometheus.NewDesc("actions_consumer_ack_pending", "Triggers delivered and not yet acked, across replicas.", nil, nil),
 		redeliver:  prometheus.NewDesc("actions_consumer_redelivered", "Triggers delivered more than once and not yet acked.", nil, nil),
@@ -298,6 +300,7 @@ func (s *Service) Collector() prometheus.Collector {
 
 func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.inFlight
+	ch <- c.parked
 	ch <- c.pending
 	ch <- c.ackPending
 	ch <- c.redeliver
@@ -306,6 +309,7 @@ func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(c.svc.InFlight()))
+	ch <- prometheus.MustNewConstMetric(c.parked, prometheus.GaugeValue, float64(c.svc.Parked()))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if time.Since(c.at) > time.Second {

@@ -149,6 +149,10 @@ func (s *Service) InFlight() int64 { return s.inFlight.Load() }
 // Processed returns the number of triggers finished (acked) since start.
 func (s *Service) Processed() int64 { return s.processed.Load() }
 
+// Parked returns the number of triggers waiting for their action's
+// bulkhead (they hold no worker).
+func (s *Service) Parked() int { return s.bulk.parkedCount() }
+
 // Ready is closed once Run consumes triggers.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
