@@ -1,5 +1,5 @@
 // Package floor is the reference the consumer's performance is measured
-// against: the pipeline of ../shared/perf's `perf floor` (decode a trigger,
+// against: the pipeline of the shared load harness's `perf floor` (decode a trigger,
 // call its URL with the bench bearer token, publish the result and wait for
 // its ack, ack the trigger), optionally with the two writes the contract
 // adds to every trigger. It serves BenchmarkPipeline in the consumer package

@@ -1,4 +1,4 @@
-// Command floorcontract is ../shared/perf's floor pipeline plus the two
+// Command floorcontract is the shared load harness's floor pipeline plus the two
 // writes the contract adds to every trigger, done in the plainest way: the
 // result carries Nats-Msg-Id "result-<trigger id>" (so the server
 // deduplicates it) and a log event is published to actions.log.<action_id>
