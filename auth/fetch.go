@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -230,11 +229,7 @@ func (f *Fetcher) do(ctx context.Context, tok *Token) (*TestResult, error) {
 	shown, _ := red.Cap(raw, int(f.maxBody))
 	// redactJSONSecrets decodes and encodes the JSON again, which can turn
 	// an escaped secret into a plain one: redact once more.
-	var clear []string
-	if tok.Request != nil {
-		clear = tok.Request.clearValues() // shown to admins anyway
-	}
-	res.Body = red.String(redactJSONSecrets(string(shown), clear...))
+	res.Body = red.String(redactJSONSecrets(string(shown)))
 	return res, nil
 }
 
@@ -314,36 +309,35 @@ var secretKeyValue = regexp.MustCompile(`(?i)("(?:[a-z0-9_-]*[_-])?(?:token|secr
 // "client_secret") and every string that looks like a token (16 or more
 // characters without a space), wherever it is: without a token_path the
 // token's place is not known yet. The structure stays visible, so an admin
-// can still pick the path. A string equal to one of clear (the token's
-// values that are not secret, as grant_type's) is not taken for a token.
-func redactJSONSecrets(s string, clear ...string) string {
+// can still pick the path.
+func redactJSONSecrets(s string) string {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil || dec.More() {
 		return secretKeyValue.ReplaceAllString(s, `$1"****"`)
 	}
-	out, err := json.Marshal(maskValue("", doc, clear))
+	out, err := json.Marshal(maskValue("", doc))
 	if err != nil {
 		return secretKeyValue.ReplaceAllString(s, `$1"****"`)
 	}
 	return string(out)
 }
 
-func maskValue(key string, v any, clear []string) any {
+func maskValue(key string, v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			x[k] = maskValue(k, e, clear)
+			x[k] = maskValue(k, e)
 		}
 		return x
 	case []any:
 		for i, e := range x {
-			x[i] = maskValue(key, e, clear)
+			x[i] = maskValue(key, e)
 		}
 		return x
 	case string:
-		if (key != "" && secretKey.MatchString(key)) || (looksLikeToken(x) && !slices.Contains(clear, x)) {
+		if (key != "" && secretKey.MatchString(key)) || looksLikeToken(x) {
 			return Mask(x)
 		}
 		return x
