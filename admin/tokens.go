@@ -127,7 +127,9 @@ func (a *Service) stored(ctx context.Context, id string) (*auth.Token, error) {
 }
 
 // keepMaskedSecrets puts back the stored secrets that an edit sent as
-// their masks (the UI shows "****wxyz" and sends it back unchanged).
+// their masks (the UI shows "****wxyz" and sends it back unchanged). Only
+// values that were stored as secrets (masked in the reply) are put back:
+// the others were shown in clear, so what the admin sends is the value.
 func keepMaskedSecrets(t, prev *auth.Token) {
 	if prev == nil {
 		return
@@ -142,10 +144,13 @@ func keepMaskedSecrets(t, prev *auth.Token) {
 	if t.Request == nil || prev.Request == nil {
 		return
 	}
-	for _, pair := range [][2]map[string]auth.Secret{{t.Request.Headers, prev.Request.Headers}, {t.Request.Params, prev.Request.Params}} {
-		for k, v := range pair[0] {
-			if old, ok := pair[1][k]; ok && same(v, old) {
-				pair[0][k] = old
+	for _, m := range []struct {
+		values, old map[string]auth.Secret
+		secret      func(string) bool
+	}{{t.Request.Headers, prev.Request.Headers, prev.Request.HeaderSecret}, {t.Request.Params, prev.Request.Params, prev.Request.ParamSecret}} {
+		for k, v := range m.values {
+			if old, ok := m.old[k]; ok && m.secret(k) && same(v, old) {
+				m.values[k] = old
 			}
 		}
 	}

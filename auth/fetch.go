@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,7 +230,11 @@ func (f *Fetcher) do(ctx context.Context, tok *Token) (*TestResult, error) {
 	shown, _ := red.Cap(raw, int(f.maxBody))
 	// redactJSONSecrets decodes and encodes the JSON again, which can turn
 	// an escaped secret into a plain one: redact once more.
-	res.Body = red.String(redactJSONSecrets(string(shown)))
+	var clear []string
+	if tok.Request != nil {
+		clear = tok.Request.clearValues() // shown to admins anyway
+	}
+	res.Body = red.String(redactJSONSecrets(string(shown), clear...))
 	return res, nil
 }
 
@@ -309,35 +314,36 @@ var secretKeyValue = regexp.MustCompile(`(?i)("(?:[a-z0-9_-]*[_-])?(?:token|secr
 // "client_secret") and every string that looks like a token (16 or more
 // characters without a space), wherever it is: without a token_path the
 // token's place is not known yet. The structure stays visible, so an admin
-// can still pick the path.
-func redactJSONSecrets(s string) string {
+// can still pick the path. A string equal to one of clear (the token's
+// values that are not secret, as grant_type's) is not taken for a token.
+func redactJSONSecrets(s string, clear ...string) string {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil || dec.More() {
 		return secretKeyValue.ReplaceAllString(s, `$1"****"`)
 	}
-	out, err := json.Marshal(maskValue("", doc))
+	out, err := json.Marshal(maskValue("", doc, clear))
 	if err != nil {
 		return secretKeyValue.ReplaceAllString(s, `$1"****"`)
 	}
 	return string(out)
 }
 
-func maskValue(key string, v any) any {
+func maskValue(key string, v any, clear []string) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			x[k] = maskValue(k, e)
+			x[k] = maskValue(k, e, clear)
 		}
 		return x
 	case []any:
 		for i, e := range x {
-			x[i] = maskValue(key, e)
+			x[i] = maskValue(key, e, clear)
 		}
 		return x
 	case string:
-		if (key != "" && secretKey.MatchString(key)) || looksLikeToken(x) {
+		if (key != "" && secretKey.MatchString(key)) || (looksLikeToken(x) && !slices.Contains(clear, x)) {
 			return Mask(x)
 		}
 		return x

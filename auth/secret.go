@@ -9,9 +9,11 @@ import (
 )
 
 // Secret is a value that must never be shown: a text token's value, a
-// fetched token, an auth parameter or auth header value. Printing, logging
-// or JSON-encoding it yields its mask; Reveal returns the value itself, for
-// the one place that sends it.
+// fetched token, a secret auth parameter or auth header value. Printing,
+// logging or JSON-encoding it yields its mask; Reveal returns the value
+// itself, for the one place that sends it. An auth request keeps all its
+// header and param values as Secrets, and AuthRequest.MarshalJSON shows
+// the ones that are not secret (SecretHeader, SecretParam, secret_fields).
 type Secret string
 
 // Reveal returns the secret value.

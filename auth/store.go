@@ -63,6 +63,7 @@ type authRequestRecord struct {
 	Headers        map[string]string `json:"headers,omitempty"`
 	Params         map[string]string `json:"params,omitempty"`
 	ParamsEncoding string            `json:"params_encoding,omitempty"`
+	SecretFields   []string          `json:"secret_fields,omitempty"`
 }
 
 // Store keeps token configurations in the tokens bucket. It follows the
@@ -212,7 +213,8 @@ func (s *Store) encode(t *Token) ([]byte, error) {
 		}
 	}
 	if t.Request != nil {
-		r.Request = &authRequestRecord{Method: t.Request.Method, URL: t.Request.URL, ParamsEncoding: t.Request.ParamsEncoding}
+		r.Request = &authRequestRecord{Method: t.Request.Method, URL: t.Request.URL, ParamsEncoding: t.Request.ParamsEncoding,
+			SecretFields: t.Request.SecretFields}
 		if r.Request.Headers, err = s.sealMap(t.Request.Headers, t.ID+"/header/"); err != nil {
 			return nil, err
 		}
@@ -249,7 +251,8 @@ func (s *Store) decode(data []byte) (*Token, error) {
 		t.OAuth2 = &o
 	}
 	if r.Request != nil {
-		t.Request = &AuthRequest{Method: r.Request.Method, URL: r.Request.URL, ParamsEncoding: r.Request.ParamsEncoding}
+		t.Request = &AuthRequest{Method: r.Request.Method, URL: r.Request.URL, ParamsEncoding: r.Request.ParamsEncoding,
+			SecretFields: r.Request.SecretFields}
 		if t.Request.Headers, err = s.openMap(r.Request.Headers, r.ID+"/header/"); err != nil {
 			return nil, err
 		}

@@ -56,13 +56,20 @@ type Token struct {
 	redact func() *Redactor
 }
 
-// AuthRequest is the request that fetches an HTTP Request token.
+// AuthRequest is the request that fetches an HTTP Request token. Its
+// header and param values are all kept as Secrets (masked when printed or
+// logged), but only those that HeaderSecret and ParamSecret name secret are
+// masked in JSON and used for redaction; the others (Accept, grant_type,
+// client_id) are shown as they are.
 type AuthRequest struct {
 	Method         string            `json:"method"`
 	URL            string            `json:"url"`
 	Headers        map[string]Secret `json:"headers,omitempty"`
 	Params         map[string]Secret `json:"params,omitempty"`
 	ParamsEncoding string            `json:"params_encoding,omitempty"`
+	// SecretFields marks more headers and params secret than the rule of
+	// SecretHeader and SecretParam: "headers.<Name>", "params.<name>".
+	SecretFields []string `json:"secret_fields,omitempty"`
 }
 
 // ErrInvalidToken is wrapped by every error of Token.Validate.
@@ -177,6 +184,9 @@ func (t *Token) validateHTTP() error {
 			return invalidf("request.params: a parameter needs a name")
 		}
 	}
+	if err := r.validateSecretFields(); err != nil {
+		return err
+	}
 	switch r.ParamsEncoding {
 	case EncodingForm, EncodingJSON, EncodingQuery:
 	default:
@@ -199,8 +209,8 @@ func (t *Token) validateHTTP() error {
 	return nil
 }
 
-// MaskedFields returns the secret fields whose values are masks (IsMask),
-// sorted: "value", "oauth2.client_secret", "oauth2.refresh_token",
+// MaskedFields returns the fields whose values are masks (IsMask), secret
+// or not (a mask is never a real value), sorted: "value", "oauth2.client_secret", "oauth2.refresh_token",
 // "request.headers.<Name>", "request.params.<name>".
 func (t *Token) MaskedFields() []string {
 	var out []string
@@ -233,19 +243,17 @@ func (t *Token) MaskedFields() []string {
 	return out
 }
 
-// Secrets returns every secret value of the token, for redaction.
+// Secrets returns every secret value of the token, for redaction: of an
+// HTTP token's auth request, only the header and param values that
+// HeaderSecret and ParamSecret name secret, so that values shown in clear
+// (Accept, grant_type) are not masked where they are echoed.
 func (t *Token) Secrets() []string {
 	out := []string{string(t.Value)}
 	if t.OAuth2 != nil {
 		out = append(out, string(t.OAuth2.ClientSecret), string(t.OAuth2.RefreshToken))
 	}
 	if t.Request != nil {
-		for _, v := range t.Request.Headers {
-			out = append(out, string(v))
-		}
-		for _, v := range t.Request.Params {
-			out = append(out, string(v))
-		}
+		out = append(out, t.Request.secretValues()...)
 	}
 	return out
 }

@@ -152,6 +152,10 @@ function healthBadge(t) {
 }
 
 let tested = null; // the request JSON that last passed its test
+// secretFields are the request.secret_fields of the HTTP token being
+// edited: the form has no field for them, and an edit keeps them, so the
+// values they mark stay masked.
+let secretFields = [];
 
 function kvRow(container, k = '', v = '') {
   const row = el('div', {},
@@ -200,6 +204,7 @@ function readToken() {
   t.request = {method: $('#t-method').value, url: $('#t-url').value.trim(), headers: kvRead($('#t-headers')),
     params: kvRead($('#t-params'))};
   if ($('#t-encoding').value) t.request.params_encoding = $('#t-encoding').value;
+  if (secretFields.length) t.request.secret_fields = secretFields;
   t.token_path = $('#t-token-path').value.trim();
   if ($('#t-expires-path').value.trim()) t.expires_in_path = $('#t-expires-path').value.trim();
   return t;
@@ -246,6 +251,7 @@ function openForm(title) {
 }
 $('#new-token').addEventListener('click', () => {
   $('#token-form').reset(); $('#t-id').readOnly = false;
+  secretFields = [];
   $('#t-headers').replaceChildren(); $('#t-params').replaceChildren(); kvRow($('#t-params'));
   $('#o-extra').replaceChildren();
   $('#t-type').dispatchEvent(new Event('change')); $('#o-grant').dispatchEvent(new Event('change'));
@@ -262,6 +268,7 @@ async function editToken(id) {
   $('#t-header').value = t.header; $('#t-prefix').value = t.prefix || '';
   $('#t-value').value = t.value || '';
   $('#t-headers').replaceChildren(); $('#t-params').replaceChildren();
+  secretFields = (t.request && t.request.secret_fields) || [];
   if (t.request) {
     $('#t-method').value = t.request.method; $('#t-url').value = t.request.url; $('#t-encoding').value = t.request.params_encoding || '';
     for (const [k, v] of Object.entries(t.request.headers || {})) kvRow($('#t-headers'), k, v);
