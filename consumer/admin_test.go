@@ -84,8 +84,8 @@ func errMessage(reply map[string]any) string {
 func (f *adminFixture) httpToken() map[string]any {
 	return map[string]any{"id": "shop", "name": "Shop", "type": "http", "description": "client credentials",
 		"request": map[string]any{"method": "POST", "url": f.as.auth.URL + "/oauth/token",
-			"headers": map[string]string{"X-Client": "abc-header-secret"},
-			"params":  map[string]string{"grant_type": "client_credentials", "client_secret": clientSecret}},
+			"headers": map[string]string{"X-Client": "abc-header-secret"}, "secret_fields": []string{"headers.X-Client"},
+			"params": map[string]string{"grant_type": "client_credentials", "client_secret": clientSecret}},
 		"token_path": "data.tokens[0].value", "expires_in_path": "expires_in", "prefix": "Bearer ", "header": "Authorization"}
 }
 
