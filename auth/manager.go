@@ -51,7 +51,7 @@ type Manager struct {
 	mu      sync.RWMutex
 	current map[string]*Fetched
 	changed chan struct{}
-	flights map[string]*flight
+	flights flights[*Fetched]
 
 	// oauth holds the connection records of oauth2 tokens (oauth2*.go).
 	oauth *oauthState
@@ -84,7 +84,7 @@ func WithSealer(s *Sealer) ManagerOption { return func(m *Manager) { m.sealer = 
 func NewManager(kv KV, fetcher *Fetcher, opts ...ManagerOption) *Manager {
 	m := &Manager{kv: kv, fetcher: fetcher, now: time.Now, holder: nuid.Next(),
 		leaseTTL: 15 * time.Second, margin: 30 * time.Second, poll: 20 * time.Millisecond, flightTO: 60 * time.Second,
-		current: map[string]*Fetched{}, changed: make(chan struct{}), flights: map[string]*flight{}, oauth: newOAuthState()}
+		current: map[string]*Fetched{}, changed: make(chan struct{}), oauth: newOAuthState()}
 	for _, o := range opts {
 		o(m)
 	}
@@ -182,16 +182,9 @@ func (m *Manager) obtain(ctx context.Context, tok *Token, stale uint64) (*Fetche
 			return f, Outcome{Waited: true}, nil
 		}
 		fl, leader := m.startFlight(tok, stale)
-		select {
-		case <-fl.done:
-		case <-ctx.Done():
-			return nil, Outcome{Waited: true}, fmt.Errorf("wait for token %s: %w", tok.ID, ctx.Err())
-		}
-		if fl.err != nil {
-			return nil, Outcome{Waited: true, Fetched: leader}, fl.err
-		}
-		if fl.res.Revision > stale {
-			return fl.res, Outcome{Waited: true, Fetched: leader && fl.fetched}, nil
+		f, oc, done, err := await(ctx, tok.ID, fl, leader, func(f *Fetched) bool { return f.Revision > stale })
+		if done {
+			return f, oc, err
 		}
 		// The flight answered for an older token than ours: go again.
 	}

@@ -168,12 +168,12 @@ func fromMilli(ms int64) time.Time {
 type oauthState struct {
 	mu      sync.Mutex
 	conns   map[string]*oauthConn
-	flights map[string]*oauthFlight
+	flights flights[*oauthConn]
 	hook    func(HealthChange)
 }
 
 func newOAuthState() *oauthState {
-	return &oauthState{conns: map[string]*oauthConn{}, flights: map[string]*oauthFlight{}}
+	return &oauthState{conns: map[string]*oauthConn{}}
 }
 
 // applyOAuth takes one change of a connection record from the watch.

@@ -13,14 +13,6 @@ import (
 	"time"
 )
 
-// oauthFlight is the refresh of one oauth2 token under way in this process.
-type oauthFlight struct {
-	done    chan struct{}
-	res     *oauthConn
-	fetched bool
-	err     error
-}
-
 // oauthMargin is how long before its expiry the access token of c is
 // refreshed: the Manager's margin, at most a fifth of its lifetime.
 func (m *Manager) oauthMargin(c *oauthConn) time.Duration {
@@ -80,16 +72,9 @@ func (m *Manager) oauthObtain(ctx context.Context, tok *Token, stale uint64) (*o
 			return nil, Outcome{Waited: true}, reauthError(tok.ID, c.Health.LastError)
 		}
 		fl, leader := m.oauthStartFlight(tok, stale)
-		select {
-		case <-fl.done:
-		case <-ctx.Done():
-			return nil, Outcome{Waited: true}, fmt.Errorf("wait for token %s: %w", tok.ID, ctx.Err())
-		}
-		if fl.err != nil {
-			return nil, Outcome{Waited: true, Fetched: leader}, fl.err
-		}
-		if fl.res.Gen > stale {
-			return fl.res, Outcome{Waited: true, Fetched: leader && fl.fetched}, nil
+		c, oc, done, err := await(ctx, tok.ID, fl, leader, func(c *oauthConn) bool { return c.Gen > stale })
+		if done {
+			return c, oc, err
 		}
 	}
 }
@@ -98,39 +83,17 @@ func (m *Manager) oauthObtain(ctx context.Context, tok *Token, stale uint64) (*o
 // way, and reports its outcome to bg.
 func (m *Manager) oauthRefreshInBackground(tok *Token, stale uint64, bg func(Refresh)) {
 	fl, started := m.oauthStartFlight(tok, stale)
-	if !started || bg == nil {
-		return
+	if started && bg != nil {
+		inBackground(tok.ID, fl, bg, func(c *oauthConn) *Refresh { return c.refreshReport(tok.ID) })
 	}
-	go func() {
-		<-fl.done
-		if fl.err != nil {
-			bg(Refresh{TokenID: tok.ID, Err: fl.err})
-		} else if fl.fetched {
-			bg(*fl.res.refreshReport(tok.ID))
-		}
-	}()
 }
 
 // oauthStartFlight joins the refresh of tok under way in this process or
 // starts one.
-func (m *Manager) oauthStartFlight(tok *Token, stale uint64) (*oauthFlight, bool) {
-	m.oauth.mu.Lock()
-	defer m.oauth.mu.Unlock()
-	if fl := m.oauth.flights[tok.ID]; fl != nil {
-		return fl, false
-	}
-	fl := &oauthFlight{done: make(chan struct{})}
-	m.oauth.flights[tok.ID] = fl
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), m.flightTO)
-		defer cancel()
-		fl.res, fl.fetched, fl.err = m.oauthCoordinate(ctx, tok, stale, false)
-		m.oauth.mu.Lock()
-		delete(m.oauth.flights, tok.ID)
-		m.oauth.mu.Unlock()
-		close(fl.done)
-	}()
-	return fl, true
+func (m *Manager) oauthStartFlight(tok *Token, stale uint64) (*flight[*oauthConn], bool) {
+	return m.oauth.flights.start(tok.ID, m.flightTO, func(ctx context.Context) (*oauthConn, bool, error) {
+		return m.oauthCoordinate(ctx, tok, stale, false)
+	})
 }
 
 // refreshReport describes the access token of c as a successful Refresh.
