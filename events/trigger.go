@@ -155,7 +155,7 @@ func decodeJSON(data []byte, t *Trigger, limits Limits) error {
 func (t *Trigger) forRejection(subSource, subAction string) *Trigger {
 	t.ActionID = firstValid(ValidID, subAction, t.ActionID)
 	t.Source = firstValid(ValidSource, subSource, t.Source)
-	t.ID = firstValid(validTriggerID, t.ID)
+	t.ID = firstValid(ValidTriggerID, t.ID)
 	t.TokenID = firstValid(ValidID, t.TokenID)
 	if len(t.Context) > 0 && t.Context[0] != '{' {
 		t.Context = nil
@@ -172,10 +172,10 @@ func firstValid(valid func(string) bool, candidates ...string) string {
 	return ""
 }
 
-// validTriggerID reports whether s may be a trigger id: 1 to 128 bytes of
+// ValidTriggerID reports whether s may be a trigger id: 1 to 128 bytes of
 // UTF-8 without control characters, since it is sent as the
 // Idempotency-Key header and in the result's Nats-Msg-Id header.
-func validTriggerID(s string) bool {
+func ValidTriggerID(s string) bool {
 	if len(s) == 0 || len(s) > 128 || !utf8.ValidString(s) {
 		return false
 	}
@@ -193,7 +193,7 @@ func (t *Trigger) validate(subSource, subAction string, limits Limits) error {
 		return invalid("missing field id")
 	case len(t.ID) > 128:
 		return invalid("id is %d characters, more than 128", len(t.ID))
-	case !validTriggerID(t.ID):
+	case !ValidTriggerID(t.ID):
 		return invalid("id %q must not contain control characters", t.ID)
 	case t.ActionID == "":
 		return invalid("missing field action_id")

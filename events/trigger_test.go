@@ -90,7 +90,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("error %v is not an *InvalidError with a message", err)
 			case tr.ActionID != "" && !ValidID(tr.ActionID), tr.Source != "" && !ValidSource(tr.Source):
 				t.Fatalf("rejected trigger names action %q, source %q", tr.ActionID, tr.Source)
-			case tr.ID != "" && !validTriggerID(tr.ID), tr.TokenID != "" && !ValidID(tr.TokenID):
+			case tr.ID != "" && !ValidTriggerID(tr.ID), tr.TokenID != "" && !ValidID(tr.TokenID):
 				t.Fatalf("rejected trigger names id %q, token %q", tr.ID, tr.TokenID)
 			case len(tr.Context) > 0 && tr.Context[0] != '{':
 				t.Fatalf("rejected trigger carries context %q", tr.Context)
@@ -110,7 +110,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted a bad token id %q", tr.TokenID)
 		case tr.Request.Timeout() < 0 || tr.Request.Timeout() > 60*time.Second:
 			t.Fatalf("accepted timeout_ms %d", tr.Request.TimeoutMS)
-		case !validTriggerID(tr.ID):
+		case !ValidTriggerID(tr.ID):
 			t.Fatalf("accepted id %q", tr.ID)
 		}
 		again, _ := json.Marshal(tr)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -218,24 +217,10 @@ func checkIDs(subjects events.Subjects, t *events.Trigger) error {
 		return fmt.Errorf("trigger: source %q (-source or source) must be inbox, bot or test", t.Source)
 	case t.TokenID != "" && !events.ValidID(t.TokenID):
 		return fmt.Errorf("trigger: token id %q (-token or token_id) must match ^[A-Za-z0-9_-]{1,128}$", t.TokenID)
-	case !validTriggerID(t.ID):
+	case !events.ValidTriggerID(t.ID):
 		return fmt.Errorf("trigger: trigger id %q (-id or id) must be 1 to 128 bytes of UTF-8 without control characters", t.ID)
 	}
 	return nil
-}
-
-// validTriggerID is the consumer's rule for a trigger id (the events
-// package keeps its own unexported).
-func validTriggerID(s string) bool {
-	if len(s) == 0 || len(s) > 128 || !utf8.ValidString(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func readFileArg(name string) ([]byte, error) {
