@@ -2,14 +2,11 @@ package breaker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // How the limits are enforced across replicas:
@@ -129,48 +126,33 @@ func (b *Breaker) takeRate(ctx context.Context, id string, l Limits) error {
 // claimRate takes up to a chunk of permits from the shared bucket; with
 // none left it says how long until one is there.
 func (b *Breaker) claimRate(ctx context.Context, id string, l Limits) (int, time.Duration, error) {
-	key := rateKeyPrefix + id
 	chunk := max(1, int(l.Rate/20))
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	for range 20 {
+	var got int
+	var wait time.Duration
+	_, err := updateRecord(ctx, b.kv, rateKeyPrefix+id, 20, func(rec *rateRecord) bool {
+		// An absent record (time zero) refills to the burst.
 		now := b.now()
-		rec := rateRecord{Tokens: float64(l.Burst), AtUS: now.UnixMicro()}
-		var rev uint64
-		e, err := b.kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return 0, 0, fmt.Errorf("read rate of %s: %w", id, err)
-		default:
-			rev = e.Revision()
-			if json.Unmarshal(e.Value(), &rec) != nil {
-				rec = rateRecord{Tokens: float64(l.Burst), AtUS: now.UnixMicro()}
-			}
-		}
 		elapsed := max(0, now.Sub(time.UnixMicro(rec.AtUS)).Seconds())
 		rec.Tokens = math.Min(float64(l.Burst), rec.Tokens+elapsed*l.Rate)
 		rec.AtUS = now.UnixMicro()
+		got, wait = 0, 0
 		if rec.Tokens < 1 {
-			return 0, time.Duration((1 - rec.Tokens) / l.Rate * float64(time.Second)), nil
+			wait = time.Duration((1 - rec.Tokens) / l.Rate * float64(time.Second))
+			return false
 		}
-		got := min(chunk, int(rec.Tokens))
+		got = min(chunk, int(rec.Tokens))
 		rec.Tokens -= float64(got)
-		data, _ := json.Marshal(rec)
-		if rev == 0 {
-			_, err = b.kv.Create(ctx, key, data)
-		} else {
-			_, err = b.kv.Update(ctx, key, data, rev)
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("claim rate of %s: %w", id, err)
-		}
-		return got, 0, nil
+		return true
+	})
+	switch {
+	case errors.Is(err, errContended):
+		return 0, 10 * time.Millisecond, nil // try again shortly
+	case err != nil:
+		return 0, 0, fmt.Errorf("claim rate of %s: %w", id, err)
 	}
-	return 0, 10 * time.Millisecond, nil // contended: try again shortly
+	return got, wait, nil
 }
 
 // takeSlot waits for a fleet-wide concurrency slot of the action.
@@ -264,48 +246,27 @@ func (b *Breaker) renewSlots(ctx context.Context) {
 // changeSlots applies change to the action's concurrency record (expired
 // holders dropped) by compare-and-set; change returns false to leave it.
 func (b *Breaker) changeSlots(ctx context.Context, id string, change func(rec *concRecord, now time.Time) bool) (bool, error) {
-	key := concKeyPrefix + id
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	for range 50 {
+	wrote, err := updateRecord(ctx, b.kv, concKeyPrefix+id, 50, func(rec *concRecord) bool {
 		now := b.now()
-		rec := concRecord{Holders: map[string]concHolder{}}
-		var rev uint64
-		e, err := b.kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return false, fmt.Errorf("read concurrency of %s: %w", id, err)
-		default:
-			rev = e.Revision()
-			_ = json.Unmarshal(e.Value(), &rec)
-			if rec.Holders == nil {
-				rec.Holders = map[string]concHolder{}
-			}
+		if rec.Holders == nil {
+			rec.Holders = map[string]concHolder{}
 		}
 		for h, v := range rec.Holders {
 			if v.UntilMS < now.UnixMilli() || v.N <= 0 {
 				delete(rec.Holders, h)
 			}
 		}
-		if !change(&rec, now) {
-			return false, nil
-		}
-		data, _ := json.Marshal(rec)
-		if rev == 0 {
-			_, err = b.kv.Create(ctx, key, data)
-		} else {
-			_, err = b.kv.Update(ctx, key, data, rev)
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("write concurrency of %s: %w", id, err)
-		}
-		return true, nil
+		return change(rec, now)
+	})
+	if errors.Is(err, errContended) {
+		return false, nil
 	}
-	return false, nil
+	if err != nil {
+		return false, fmt.Errorf("concurrency of %s: %w", id, err)
+	}
+	return wrote, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

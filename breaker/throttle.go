@@ -3,7 +3,6 @@ package breaker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -53,46 +52,30 @@ func (b *Breaker) ThrottledUntil(actionID string) time.Time {
 // unless a later pause is recorded already. The replica whose write
 // lengthened the pause reports it to OnThrottle, and its end too.
 func (b *Breaker) Throttle(ctx context.Context, actionID string, until time.Time, status int) error {
-	key := throttleKeyPrefix + actionID
-	rec, _ := json.Marshal(throttleRecord{UntilMS: until.UnixMilli(), Status: status, By: b.holder})
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	for range 10 {
-		e, err := b.kv.Get(ctx, key)
-		var rev uint64
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return fmt.Errorf("read throttle of %s: %w", actionID, err)
-		default:
-			var cur throttleRecord
-			if json.Unmarshal(e.Value(), &cur) == nil && cur.UntilMS >= until.UnixMilli() {
-				b.rememberThrottle(actionID, time.UnixMilli(cur.UntilMS))
-				return nil // a pause as long or longer is recorded
-			}
-			rev = e.Revision()
+	wrote, err := updateRecord(ctx, b.kv, throttleKeyPrefix+actionID, 10, func(rec *throttleRecord) bool {
+		if rec.UntilMS >= until.UnixMilli() {
+			b.rememberThrottle(actionID, time.UnixMilli(rec.UntilMS))
+			return false // a pause as long or longer is recorded
 		}
-		if rev == 0 {
-			_, err = b.kv.Create(ctx, key, rec)
-		} else {
-			_, err = b.kv.Update(ctx, key, rec, rev)
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("throttle %s: %w", actionID, err)
-		}
-		b.rememberThrottle(actionID, until)
-		b.onThrottle(Throttle{ActionID: actionID, Until: until, Status: status})
-		time.AfterFunc(time.Until(until), func() {
-			if b.ThrottledUntil(actionID).IsZero() {
-				b.onThrottle(Throttle{ActionID: actionID, Status: status})
-			}
-		})
+		*rec = throttleRecord{UntilMS: until.UnixMilli(), Status: status, By: b.holder}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("throttle %s: %w", actionID, err)
+	}
+	if !wrote {
 		return nil
 	}
-	return fmt.Errorf("throttle %s: too many conflicts", actionID)
+	b.rememberThrottle(actionID, until)
+	b.onThrottle(Throttle{ActionID: actionID, Until: until, Status: status})
+	time.AfterFunc(time.Until(until), func() {
+		if b.ThrottledUntil(actionID).IsZero() {
+			b.onThrottle(Throttle{ActionID: actionID, Status: status})
+		}
+	})
+	return nil
 }
 
 // applyThrottle takes a throttle record from the watch; it reports
