@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"customactions/admin"
 	"customactions/events"
 )
 
@@ -330,7 +332,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 
 	fmt.Fprintln(stdout, "\nlog events (what `consumer logs` prints):")
 	time.Sleep(200 * time.Millisecond)
-	if err := printAllLogs(ctx, a.conn.js, s.consumerConfig().LogStream, stdout); err != nil {
+	if err := printAllLogs(ctx, a.conn.js, s.consumerConfig().LogStream, subjects.LogWildcard(), stdout); err != nil {
 		return err
 	}
 	if *keep {
@@ -376,27 +378,13 @@ func uiURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port) + "/ui/"
 }
 
-func printAllLogs(ctx context.Context, js jetstream.JetStream, stream string, w io.Writer) error {
+func printAllLogs(ctx context.Context, js jetstream.JetStream, stream, filter string, w io.Writer) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return err
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return err
-	}
-	for {
-		batch, err := c.FetchNoWait(500)
-		if err != nil {
-			return err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			printLog(w, m.Data(), "text")
-		}
-		if got == 0 {
-			return nil
-		}
-	}
+	return admin.ScanStream(ctx, s, filter, 1, math.MaxUint64, func(_ uint64, data []byte) bool {
+		printLog(w, data, "text")
+		return true
+	})
 }

@@ -25,14 +25,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"customactions/auth"
 	"customactions/consumer"
 	"customactions/events"
-	"customactions/internal/netguard"
+	"customactions/internal/perfrig"
 )
 
 func main() {
@@ -45,29 +40,11 @@ func main() {
 	flag.Parse()
 	debug.SetGCPercent(*gogc)
 
-	dir, _ := os.MkdirTemp("", "bigresponses")
-	defer os.RemoveAll(dir)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true, MaxPayload: 8 << 20})
-	if err != nil {
-		log.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		log.Fatal("nats-server did not start")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		log.Fatal(err)
-	}
-	js, _ := jetstream.New(nc)
+	ns, shutdown := perfrig.Server(8 << 20)
+	defer shutdown()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := consumer.Config{Workers: *workers, ActionConcurrency: *workers} // one action: no bulkhead below the workers.WithDefaults()
-	res, err := consumer.Setup(ctx, js, cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
+	cfg := consumer.Config{Workers: *workers, ActionConcurrency: *workers}.WithDefaults() // one action: no bulkhead below the workers
 	b := byte('a')
 	if *kind == "control" {
 		b = 1
@@ -79,13 +56,8 @@ func main() {
 		_, _ = w.Write(body)
 	}))
 	defer api.Close()
-	client := netguard.Policy{AllowPrivate: true}.Client(*workers)
-	svc, err := consumer.New(js, res, cfg, consumer.WithHTTPClient(client),
-		consumer.WithTokens(auth.NewStore(res.Tokens, nil), auth.NewManager(res.Fetched, auth.NewFetcher())))
-	if err != nil {
-		log.Fatal(err)
-	}
-	go func() { _ = svc.Run(ctx) }()
+	perfrig.Replica(ctx, ns.ClientURL(), "bigresponses", cfg, nil)
+	_, js := perfrig.Connect(ns.ClientURL())
 
 	var peakHeap atomic.Uint64
 	stop := make(chan struct{})

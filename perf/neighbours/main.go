@@ -18,24 +18,19 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"customactions/auth"
 	"customactions/breaker"
 	"customactions/consumer"
 	"customactions/events"
-	"customactions/internal/netguard"
+	"customactions/internal/perfrig"
 )
 
 func main() {
@@ -47,17 +42,8 @@ func main() {
 	healthy := flag.Bool("healthy", false, "all three APIs healthy (the baseline)")
 	flag.Parse()
 
-	dir, _ := os.MkdirTemp("", "neighbours")
-	defer os.RemoveAll(dir)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		log.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		log.Fatal("nats-server did not start")
-	}
+	ns, shutdown := perfrig.Server(0)
+	defer shutdown()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := consumer.Config{Workers: *workers}.WithDefaults()
@@ -113,38 +99,11 @@ func main() {
 	defer healthyAPI.Close()
 
 	for i := range *replicas {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			log.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
-		res, err := consumer.Setup(ctx, js, cfg)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pub := events.NewPublisher(js, events.NewSubjects(cfg.Prefix))
-		quiet := slog.New(slog.DiscardHandler)
-		br, err := breaker.New(res.Breakers, breaker.Settings{}, breaker.WithHolder(fmt.Sprint("replica-", i)),
-			breaker.OnTransition(consumer.TransitionLog(pub, quiet, time.Now)), breaker.OnThrottle(consumer.ThrottleLog(pub, quiet, time.Now)))
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := br.Watch(ctx); err != nil {
-			log.Fatal(err)
-		}
-		client := netguard.Policy{AllowPrivate: true}.Client(*workers)
-		svc, err := consumer.New(js, res, cfg, consumer.WithHTTPClient(client), consumer.WithBreaker(br),
-			consumer.WithTokens(auth.NewStore(res.Tokens, nil), auth.NewManager(res.Fetched, auth.NewFetcher())))
-		if err != nil {
-			log.Fatal(err)
-		}
-		go func() { _ = svc.Run(ctx) }()
-		<-svc.Ready()
+		perfrig.Replica(ctx, ns.ClientURL(), fmt.Sprint("replica-", i), cfg, &breaker.Settings{})
 	}
 
-	nc, _ := nats.Connect(ns.ClientURL())
+	nc, js := perfrig.Connect(ns.ClientURL())
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	actions := []struct{ id, url string }{{"healthy", healthyAPI.URL}, {"hanging", hangAPI.URL}, {"ratelimited", flakyAPI.URL}}
 	var sentMu sync.Mutex
 	sent := map[string]time.Time{}

@@ -15,22 +15,15 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"customactions/auth"
 	"customactions/breaker"
 	"customactions/consumer"
 	"customactions/events"
-	"customactions/internal/netguard"
+	"customactions/internal/perfrig"
 )
 
 func main() {
@@ -40,17 +33,8 @@ func main() {
 	window := flag.Duration("window", 10*time.Second, "measured window, after a warm-up second")
 	flag.Parse()
 
-	dir, _ := os.MkdirTemp("", "ratelimit")
-	defer os.RemoveAll(dir)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		log.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		log.Fatal("nats-server did not start")
-	}
+	ns, shutdown := perfrig.Server(0)
+	defer shutdown()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Long trigger deadlines: every trigger waits for its permit.
@@ -67,44 +51,18 @@ func main() {
 
 	var first *breaker.Breaker
 	for i := range *replicas {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			log.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
-		res, err := consumer.Setup(ctx, js, cfg)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pub := events.NewPublisher(js, events.NewSubjects(cfg.Prefix))
-		quiet := slog.New(slog.DiscardHandler)
-		br, err := breaker.New(res.Breakers, breaker.Settings{Consecutive: 1000}, breaker.WithHolder(fmt.Sprint("replica-", i)),
-			breaker.OnTransition(consumer.TransitionLog(pub, quiet, time.Now)))
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := br.Watch(ctx); err != nil {
-			log.Fatal(err)
-		}
+		_, br := perfrig.Replica(ctx, ns.ClientURL(), fmt.Sprint("replica-", i), cfg, &breaker.Settings{Consecutive: 1000})
 		if first == nil {
 			first = br
 		}
-		svc, err := consumer.New(js, res, cfg, consumer.WithHTTPClient(netguard.Policy{AllowPrivate: true}.Client(64)), consumer.WithBreaker(br),
-			consumer.WithTokens(auth.NewStore(res.Tokens, nil), auth.NewManager(res.Fetched, auth.NewFetcher())))
-		if err != nil {
-			log.Fatal(err)
-		}
-		go func() { _ = svc.Run(ctx) }()
-		<-svc.Ready()
 	}
 	if _, err := first.SetLimits(ctx, breaker.Limits{ActionID: "limited", Rate: *rate, Burst: *burst}); err != nil {
 		log.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // every replica's watch has the limits
 
-	nc, _ := nats.Connect(ns.ClientURL())
+	nc, js := perfrig.Connect(ns.ClientURL())
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	total := int(*rate*(window.Seconds()+3)) + *burst + 200
 	for i := range total {
 		t := events.Trigger{ID: fmt.Sprint("t", i), ActionID: "limited", Source: "bot", Request: events.Request{Method: "GET", URL: api.URL}}
