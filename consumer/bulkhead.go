@@ -40,22 +40,33 @@ func newBulkhead(limit int) *bulkhead {
 	return &bulkhead{limit: limit, running: map[string]int{}, parked: map[string][]*pending{}}
 }
 
-// enter takes a slot of action for p, or parks p and returns false. After
-// close, nothing is parked: enter returns false and p is handed back
-// through the returned flag refused.
-func (b *bulkhead) enter(action string, p *pending, now time.Time) (entered, refused bool) {
+// What enter did with a trigger.
+type admission int
+
+const (
+	admitted admission = iota // p holds a slot of its action
+	parked                    // p waits for one
+	closed                    // shutting down: p is the caller's to hand back
+	full                      // maxParked triggers of the action wait already
+)
+
+// enter takes a slot of action for p, or parks p unless maxParked (when
+// not negative) triggers of the action are parked already.
+func (b *bulkhead) enter(action string, p *pending, now time.Time, maxParked int) admission {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.running[action] < b.limit {
+	switch {
+	case b.running[action] < b.limit:
 		b.running[action]++
-		return true, false
-	}
-	if b.closed {
-		return false, true
+		return admitted
+	case b.closed:
+		return closed
+	case maxParked >= 0 && len(b.parked[action]) >= maxParked:
+		return full
 	}
 	p.pinged = now
 	b.parked[action] = append(b.parked[action], p)
-	return false, false
+	return parked
 }
 
 // leave frees the slot of a finished trigger of action; when a trigger of

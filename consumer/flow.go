@@ -83,13 +83,24 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 		s.run(work, p) // answered breaker_open: no call, no slot needed
 		return
 	}
-	entered, refused := s.bulk.enter(t.ActionID, p, time.Now())
-	switch {
-	case refused:
+	// While its action is paused (Retry-After), a trigger waits only if
+	// few of the action's triggers wait already: the slots' holders go one
+	// at a time after the pause, so a long queue would hold triggers (and
+	// MaxAckPending, which every action shares) far past the pause.
+	maxParked, pause := -1, s.throttledFor(t.ActionID)
+	if pause > 0 {
+		maxParked = pausedQueue * s.cfg.ActionConcurrency
+	}
+	switch s.bulk.enter(t.ActionID, p, time.Now(), maxParked) {
+	case closed:
 		_ = msg.Nak() // shutting down: another replica takes it at once
 		return
-	case !entered:
-		return // parked: the worker takes the next trigger
+	case full:
+		s.rateLimited(t, r, nil, pause) // no call
+		s.complete(work, p)
+		return
+	case parked:
+		return // the worker takes the next trigger
 	}
 	for p != nil {
 		s.holds.take(worker, p.msg, time.Now())
@@ -97,6 +108,10 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 		p = s.bulk.leave(t.ActionID)
 	}
 }
+
+// pausedQueue times an action's bulkhead bound is how many of its triggers
+// may wait parked while the action is paused.
+const pausedQueue = 2
 
 // run executes a trigger and finishes it.
 func (s *Service) run(work context.Context, p *pending) {

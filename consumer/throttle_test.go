@@ -148,3 +148,46 @@ func TestRateLimitedWhenTheDeadlineIsTooShort(t *testing.T) {
 		t.Errorf("%d calls, want 1", n)
 	}
 }
+
+// TestFewTriggersQueueBehindAPause: while an action is paused, only a few
+// of its triggers wait (its slots, and twice as many parked); the others
+// are answered rate_limited at once without a call, so a flood for a
+// paused action cannot fill MaxAckPending, which every action shares.
+func TestFewTriggersQueueBehindAPause(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Workers: 8, ActionConcurrency: 1})
+	api := newThrottledAPI(t, "3")
+	h.startWithBreaker(breaker.Settings{Consecutive: 100}, time.Now)
+	h.trigger(&events.Trigger{ID: "first", ActionID: "shop", Source: "bot", Request: events.Request{Method: "GET", URL: api.URL}})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(api.calls()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the pause is recorded
+	for i := range 10 {
+		h.trigger(&events.Trigger{ID: "flood" + strconv.Itoa(i), ActionID: "shop", Source: "bot", Request: events.Request{Method: "GET", URL: api.URL}})
+	}
+	// Before the pause of 3 s ends: the first holds the slot, 2 wait
+	// parked, 8 are answered.
+	res := h.results(8, 2*time.Second)
+	limited := 0
+	for _, r := range res {
+		if r.Error != nil && r.Error.Code == events.CodeRateLimited && r.Attempts == 0 && r.RetryAfterMS > 0 {
+			limited++
+		}
+	}
+	if limited != 8 || len(api.calls()) != 1 {
+		t.Errorf("%d of %d early results rate_limited without a call, %d calls; want 8 and 1 call", limited, len(res), len(api.calls()))
+	}
+	// The ones that waited are sent after the pause.
+	all := h.results(11, 20*time.Second)
+	succeeded := 0
+	for _, r := range all {
+		if r.Status == events.StatusSucceeded {
+			succeeded++
+		}
+	}
+	if len(all) != 11 || succeeded != 3 {
+		t.Errorf("%d results, %d succeeded; want 11 and the 3 that waited", len(all), succeeded)
+	}
+}
