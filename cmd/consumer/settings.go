@@ -60,13 +60,15 @@ type settings struct {
 	MaxRetryAfter      time.Duration `envconfig:"ACTIONS_MAX_RETRY_AFTER" default:"1m" desc:"cap of the pause a 429 or 503 Retry-After asks for; every replica holds the action back that long"`
 	BreakerMaxCooldown time.Duration `envconfig:"ACTIONS_BREAKER_MAX_COOLDOWN" default:"10m" desc:"cap of the doubling cool-down"`
 
-	HTTPAddr      string `envconfig:"ACTIONS_HTTP_ADDR" desc:"address of the metrics and health server (/metrics, /healthz, /readyz, the web UI); empty disables it"`
-	Pprof         bool   `envconfig:"ACTIONS_PPROF" default:"false" desc:"serve Go profiles at /debug/pprof/ on ACTIONS_HTTP_ADDR; behind the web UI login when ACTIONS_ADMIN_PASSWORD is set"`
-	AdminPassword string `envconfig:"ACTIONS_ADMIN_PASSWORD" desc:"password of the web admin UI at /ui/ on ACTIONS_HTTP_ADDR; empty disables the UI"`
-	TokensFile    string `envconfig:"ACTIONS_TOKENS_FILE" desc:"JSON file of tokens (one or an array) saved at start-up, each validated and tested like tokens.save"`
-	CPUProfile    string `envconfig:"ACTIONS_CPU_PROFILE" desc:"write a CPU profile of the whole run to this file (load runs)"`
-	GCPercent     int    `envconfig:"ACTIONS_GC_PERCENT" default:"200" desc:"Go GC target percentage (GOGC) of the service when GOGC is not set: 200 trades ~4 MB of heap for ~10 % less CPU per trigger"`
-	LogLevel      string `envconfig:"ACTIONS_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	HTTPAddr      string        `envconfig:"ACTIONS_HTTP_ADDR" desc:"address of the metrics and health server (/metrics, /healthz, /readyz, the web UI); empty disables it"`
+	Pprof         bool          `envconfig:"ACTIONS_PPROF" default:"false" desc:"serve Go profiles at /debug/pprof/ on ACTIONS_HTTP_ADDR; behind the web UI login when ACTIONS_ADMIN_PASSWORD is set"`
+	AdminPassword string        `envconfig:"ACTIONS_ADMIN_PASSWORD" desc:"password of the web admin UI at /ui/ on ACTIONS_HTTP_ADDR; empty disables the UI"`
+	PublicURL     string        `envconfig:"ACTIONS_PUBLIC_URL" desc:"the URL at which end users' browsers reach ACTIONS_HTTP_ADDR: connect links (/connect/<state>) and the OAuth callback (/oauth/callback) of authorization_code tokens; empty disables connecting"`
+	ConnectTTL    time.Duration `envconfig:"ACTIONS_CONNECT_TTL" default:"10m" desc:"how long a connect link (authorization_url) stays valid; it is single use"`
+	TokensFile    string        `envconfig:"ACTIONS_TOKENS_FILE" desc:"JSON file of tokens (one or an array) saved at start-up, each validated and tested like tokens.save"`
+	CPUProfile    string        `envconfig:"ACTIONS_CPU_PROFILE" desc:"write a CPU profile of the whole run to this file (load runs)"`
+	GCPercent     int           `envconfig:"ACTIONS_GC_PERCENT" default:"200" desc:"Go GC target percentage (GOGC) of the service when GOGC is not set: 200 trades ~4 MB of heap for ~10 % less CPU per trigger"`
+	LogLevel      string        `envconfig:"ACTIONS_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
 // loadSettings reads the settings from getenv, the environment run was
