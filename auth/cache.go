@@ -24,6 +24,25 @@ func (m *Manager) Watch(ctx context.Context) error {
 	return nil
 }
 
+// WatchConnections follows the changes of end users' connections until
+// ctx ends: a connection this replica holds in memory is dropped when
+// another replica changes it. It reads no record (a bucket may hold
+// millions): only the keys and revisions of changes from now on.
+func (m *Manager) WatchConnections(ctx context.Context) error {
+	if m.users == nil {
+		return nil
+	}
+	w, err := m.users.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
+	if err != nil {
+		return fmt.Errorf("watch connections: %w", err)
+	}
+	kvwatch.Follow(ctx, w, func(e jetstream.KeyValueEntry) {
+		m.dropOAuth(e.Key(), e.Revision())
+		m.notify()
+	})
+	return nil
+}
+
 // apply takes one change of the bucket: a fetched token, an oauth2
 // connection record, or a lease or failure record (which only wakes
 // waiters).

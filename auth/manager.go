@@ -55,6 +55,9 @@ type Manager struct {
 
 	// oauth holds the connection records of oauth2 tokens (oauth2*.go).
 	oauth *oauthState
+	// users is the bucket of end users' connections (per_end_user
+	// tokens), nil when none is configured.
+	users KV
 }
 
 // ManagerOption configures a Manager.
@@ -79,6 +82,17 @@ func WithHolder(h string) ManagerOption { return func(m *Manager) { m.holder = h
 
 // WithSealer encrypts fetched tokens at rest.
 func WithSealer(s *Sealer) ManagerOption { return func(m *Manager) { m.sealer = s } }
+
+// WithConnections sets the bucket of end users' connections (contract
+// §11), and how many of them this Manager keeps in memory (0: 10,000).
+func WithConnections(kv KV, cached int) ManagerOption {
+	return func(m *Manager) {
+		m.users = kv
+		if cached > 0 {
+			m.oauth.userCacheSize = cached
+		}
+	}
+}
 
 // NewManager returns a Manager over the fetched-token bucket kv.
 func NewManager(kv KV, fetcher *Fetcher, opts ...ManagerOption) *Manager {

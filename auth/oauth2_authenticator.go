@@ -12,7 +12,7 @@ import (
 // retries once, as doFetched does for an HTTP token.
 func (a *Authenticator) doOAuth2(ctx context.Context, tok *Token, ref Ref, attempt Attempt) (CallOutcome, error) {
 	var out CallOutcome
-	c, oc, err := a.mgr.oauthCurrent(ctx, tok, ref.OnBackgroundRefresh)
+	c, oc, err := a.mgr.oauthCurrent(ctx, workspace(tok), ref.OnBackgroundRefresh)
 	out.noteOAuth(tok, c, oc, err)
 	if err != nil {
 		return out, oauthCallError(tok.ID, err)
@@ -21,7 +21,7 @@ func (a *Authenticator) doOAuth2(ctx context.Context, tok *Token, ref Ref, attem
 	if !tok.OAuth2.expired(attempt(ctx, c.credential(tok))) {
 		return out, nil
 	}
-	c, oc, err = a.mgr.oauthObtain(ctx, tok, c.Gen)
+	c, oc, err = a.mgr.oauthObtain(ctx, workspace(tok), c.Gen)
 	oc.Waited = true
 	out.noteOAuth(tok, c, oc, err)
 	if err != nil {

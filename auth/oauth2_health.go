@@ -51,6 +51,8 @@ type Health struct {
 // the replica whose compare-and-set made it.
 type HealthChange struct {
 	TokenID string
+	// EndUserID is set for the connection of an end user (per_end_user).
+	EndUserID string
 	// From is "" for a token that had no connection record.
 	From, To string
 	At       time.Time
@@ -80,11 +82,13 @@ func (m *Manager) reportHealth(id string, prev, next *oauthConn) {
 	hook := m.oauth.hook
 	m.oauth.mu.Unlock()
 	if hook != nil {
-		hook(HealthChange{TokenID: id, From: from, To: next.Health.Status, At: next.Health.ChangedAt, Reason: next.Health.LastError})
+		id, user := splitConnName(id)
+		hook(HealthChange{TokenID: id, EndUserID: user, From: from, To: next.Health.Status, At: next.Health.ChangedAt, Reason: next.Health.LastError})
 	}
 }
 
-// reauthError is the error of a call on a token that needs reauthorization.
-func reauthError(id, reason string) error {
-	return fmt.Errorf("token %s: %w: %s", id, ErrReauthorizationRequired, reason)
+// reauthError is the error of a call on a connection (named as in
+// connRef.name) that needs reauthorization.
+func reauthError(name, reason string) error {
+	return fmt.Errorf("%s: %w: %s", describeConn(name), ErrReauthorizationRequired, reason)
 }

@@ -22,6 +22,58 @@ import (
 // oauth2KeyPrefix starts the key of an oauth2 token's connection record.
 const oauth2KeyPrefix = "oauth2."
 
+// connRef names one connection record of an oauth2 token: the token's own
+// (user "": in the fetched-token bucket under oauth2.<token id>) or an end
+// user's (a per_end_user token: in the connections bucket under
+// <token id>.<end user id>). Ids never hold a dot, so the name alone tells
+// which.
+type connRef struct {
+	tok  *Token
+	user string
+}
+
+// workspace is the workspace-wide connection of tok.
+func workspace(tok *Token) connRef { return connRef{tok: tok} }
+
+// name identifies the record in caches, flights, seals and keys.
+func (r connRef) name() string { return connName(r.tok.ID, r.user) }
+
+func connName(tokenID, user string) string {
+	if user == "" {
+		return tokenID
+	}
+	return tokenID + "." + user
+}
+
+// splitConnName is the token id and end user of a record's name.
+func splitConnName(name string) (tokenID, user string) {
+	tokenID, user, _ = strings.Cut(name, ".")
+	return tokenID, user
+}
+
+// describeConn names the record name in messages.
+func describeConn(name string) string {
+	if id, user := splitConnName(name); user != "" {
+		return "token " + id + " (end user " + user + ")"
+	}
+	return "token " + name
+}
+
+// connKV is the bucket and key of the record name.
+func (m *Manager) connKV(name string) (KV, string, error) {
+	if _, user := splitConnName(name); user != "" {
+		if m.users == nil {
+			return nil, "", fmt.Errorf("%s: %w", describeConn(name), errNoConnectionsBucket)
+		}
+		return m.users, name, nil
+	}
+	return m.kv, oauth2KeyPrefix + name, nil
+}
+
+// errNoConnectionsBucket: a Manager made without WithConnections holds no
+// end users' connections.
+var errNoConnectionsBucket = errors.New("no connections bucket configured")
+
 // Rotation says whether the token endpoint answered the last refresh with
 // a new refresh token.
 const (
@@ -166,59 +218,96 @@ func fromMilli(ms int64) time.Time {
 // records as last seen (by the watch or a read), the refreshes under way in
 // this process and the health hook.
 type oauthState struct {
-	mu      sync.Mutex
-	conns   map[string]*oauthConn
-	flights flights[*oauthConn]
-	hook    func(HealthChange)
+	mu    sync.Mutex
+	conns map[string]*oauthConn
+	// users are end users' connection records as last seen, at most
+	// userCacheSize of them: a token may have millions, and a replica
+	// keeps only those it used lately (any one is dropped for a new one;
+	// a change in the bucket drops it too, see WatchConnections).
+	users         map[string]*oauthConn
+	userCacheSize int
+	flights       flights[*oauthConn]
+	hook          func(HealthChange)
 }
 
+// defaultUserCacheSize bounds the end users' connections a replica keeps
+// in memory (about 1 KB each).
+const defaultUserCacheSize = 10000
+
 func newOAuthState() *oauthState {
-	return &oauthState{conns: map[string]*oauthConn{}}
+	return &oauthState{conns: map[string]*oauthConn{}, users: map[string]*oauthConn{}, userCacheSize: defaultUserCacheSize}
+}
+
+// cacheFor is the map that holds the record name (m.oauth.mu held).
+func (st *oauthState) cacheFor(name string) map[string]*oauthConn {
+	if strings.Contains(name, ".") {
+		return st.users
+	}
+	return st.conns
 }
 
 // applyOAuth takes one change of a connection record from the watch.
 func (m *Manager) applyOAuth(e jetstream.KeyValueEntry) {
 	id := strings.TrimPrefix(e.Key(), oauth2KeyPrefix)
 	if e.Operation() != jetstream.KeyValuePut {
-		m.oauth.mu.Lock()
-		if c := m.oauth.conns[id]; c != nil && c.Rev < e.Revision() {
-			delete(m.oauth.conns, id)
-		}
-		m.oauth.mu.Unlock()
+		m.dropOAuth(id, e.Revision())
 	} else if c, err := m.decodeOAuth(id, e.Value(), e.Revision()); err == nil {
 		m.rememberOAuth(id, c)
 	}
 	m.notify()
 }
 
+// dropOAuth forgets the cached record of name if it is older than rev.
+func (m *Manager) dropOAuth(name string, rev uint64) {
+	m.oauth.mu.Lock()
+	cache := m.oauth.cacheFor(name)
+	if c := cache[name]; c != nil && c.Rev < rev {
+		delete(cache, name)
+	}
+	m.oauth.mu.Unlock()
+}
+
 // rememberOAuth keeps c as the record of id unless a newer one is known.
 func (m *Manager) rememberOAuth(id string, c *oauthConn) {
 	m.oauth.mu.Lock()
 	defer m.oauth.mu.Unlock()
-	if cur := m.oauth.conns[id]; cur == nil || c.Rev > cur.Rev {
-		m.oauth.conns[id] = c
+	cache := m.oauth.cacheFor(id)
+	cur := cache[id]
+	if cur != nil && c.Rev <= cur.Rev {
+		return
 	}
+	if cur == nil && len(cache) >= m.oauth.userCacheSize && strings.Contains(id, ".") {
+		for k := range cache { // any one: map order is random
+			delete(cache, k)
+			break
+		}
+	}
+	cache[id] = c
 }
 
 func (m *Manager) cachedOAuth(id string) *oauthConn {
 	m.oauth.mu.Lock()
 	defer m.oauth.mu.Unlock()
-	return m.oauth.conns[id]
+	return m.oauth.cacheFor(id)[id]
 }
 
 // readOAuth reads the connection record of id from KV (nil when there is
 // none) and remembers it.
 func (m *Manager) readOAuth(ctx context.Context, id string) (*oauthConn, error) {
-	e, err := m.kv.Get(ctx, oauth2KeyPrefix+id)
+	kv, key, err := m.connKV(id)
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read oauth2 connection of token %s: %w", id, err)
+		return nil, fmt.Errorf("read oauth2 connection of %s: %w", describeConn(id), err)
 	}
 	c, err := m.decodeOAuth(id, e.Value(), e.Revision())
 	if err != nil {
-		return nil, fmt.Errorf("oauth2 connection of token %s: %w: %v", id, ErrTokenUnreadable, err)
+		return nil, fmt.Errorf("oauth2 connection of %s: %w: %v", describeConn(id), ErrTokenUnreadable, err)
 	}
 	m.rememberOAuth(id, c)
 	return c, nil
@@ -229,17 +318,21 @@ func (m *Manager) readOAuth(ctx context.Context, id string) (*oauthConn, error) 
 // meanwhile is an error wrapping jetstream.ErrKeyExists or
 // jetstream.ErrKeyRevisionMismatch: nothing was written.
 func (m *Manager) writeOAuth(ctx context.Context, id string, c *oauthConn, rev uint64) (*oauthConn, error) {
+	kv, key, err := m.connKV(id)
+	if err != nil {
+		return nil, err
+	}
 	data, err := m.encodeOAuth(id, c)
 	if err != nil {
 		return nil, err
 	}
 	if rev == 0 {
-		c.Rev, err = m.kv.Create(ctx, oauth2KeyPrefix+id, data)
+		c.Rev, err = kv.Create(ctx, key, data)
 	} else {
-		c.Rev, err = m.kv.Update(ctx, oauth2KeyPrefix+id, data, rev)
+		c.Rev, err = kv.Update(ctx, key, data, rev)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write oauth2 connection of token %s: %w", id, err)
+		return nil, fmt.Errorf("write oauth2 connection of %s: %w", describeConn(id), err)
 	}
 	m.rememberOAuth(id, c)
 	m.notify()
@@ -250,12 +343,16 @@ func (m *Manager) writeOAuth(ctx context.Context, id string, c *oauthConn, rev u
 // connection saved by an admin): a refresh under way on the old one then
 // fails its compare-and-set and drops its result.
 func (m *Manager) putOAuth(ctx context.Context, id string, c *oauthConn) (*oauthConn, error) {
+	kv, key, err := m.connKV(id)
+	if err != nil {
+		return nil, err
+	}
 	data, err := m.encodeOAuth(id, c)
 	if err != nil {
 		return nil, err
 	}
-	if c.Rev, err = m.kv.Put(ctx, oauth2KeyPrefix+id, data); err != nil {
-		return nil, fmt.Errorf("write oauth2 connection of token %s: %w", id, err)
+	if c.Rev, err = kv.Put(ctx, key, data); err != nil {
+		return nil, fmt.Errorf("write oauth2 connection of %s: %w", describeConn(id), err)
 	}
 	m.rememberOAuth(id, c)
 	m.notify()

@@ -36,20 +36,26 @@ func (m *Manager) oauthUsable(c *oauthConn, tok *Token, stale uint64) bool {
 // oauthCurrent returns the connection whose access token signs a call with
 // tok: the shared one, or a new one when there is none or it expires
 // within the margin. A proactive refresh that it starts is reported to bg.
-func (m *Manager) oauthCurrent(ctx context.Context, tok *Token, bg func(Refresh)) (*oauthConn, Outcome, error) {
-	c := m.cachedOAuth(tok.ID)
+func (m *Manager) oauthCurrent(ctx context.Context, r connRef, bg func(Refresh)) (*oauthConn, Outcome, error) {
+	tok, name := r.tok, r.name()
+	c := m.cachedOAuth(name)
 	if c == nil {
 		var err error
-		if c, err = m.readOAuth(ctx, tok.ID); err != nil {
+		if c, err = m.readOAuth(ctx, name); err != nil {
 			return nil, Outcome{}, err
 		}
 	}
+	if c == nil && r.user != "" {
+		// An end user who never connected: no record is written for
+		// them (there may be millions), the caller asks them to connect.
+		return nil, Outcome{}, reauthError(name, reasonNotConnected)
+	}
 	if c != nil && c.Health.Status == HealthReauthorizationRequired {
-		return nil, Outcome{}, reauthError(tok.ID, c.Health.LastError)
+		return nil, Outcome{}, reauthError(name, c.Health.LastError)
 	}
 	if m.oauthUsable(c, tok, 0) {
 		if m.expiresWithin(c, 2*m.oauthMargin(c)) {
-			m.oauthRefreshInBackground(tok, c.Gen, bg)
+			m.oauthRefreshInBackground(r, c.Gen, bg)
 		}
 		return c, Outcome{}, nil
 	}
@@ -57,22 +63,23 @@ func (m *Manager) oauthCurrent(ctx context.Context, tok *Token, bg func(Refresh)
 	if c != nil && c.ConfigHash == tok.ConfigHash() {
 		stale = c.Gen
 	}
-	return m.oauthObtain(ctx, tok, stale)
+	return m.oauthObtain(ctx, r, stale)
 }
 
 // oauthObtain returns a connection with an access token newer than
 // generation stale; callers in this process share one refresh.
-func (m *Manager) oauthObtain(ctx context.Context, tok *Token, stale uint64) (*oauthConn, Outcome, error) {
+func (m *Manager) oauthObtain(ctx context.Context, r connRef, stale uint64) (*oauthConn, Outcome, error) {
+	name := r.name()
 	for {
-		c := m.cachedOAuth(tok.ID)
-		if m.oauthUsable(c, tok, stale) {
+		c := m.cachedOAuth(name)
+		if m.oauthUsable(c, r.tok, stale) {
 			return c, Outcome{Waited: true}, nil
 		}
 		if c != nil && c.Health.Status == HealthReauthorizationRequired {
-			return nil, Outcome{Waited: true}, reauthError(tok.ID, c.Health.LastError)
+			return nil, Outcome{Waited: true}, reauthError(name, c.Health.LastError)
 		}
-		fl, leader := m.oauthStartFlight(tok, stale)
-		c, oc, done, err := await(ctx, tok.ID, fl, leader, func(c *oauthConn) bool { return c.Gen > stale })
+		fl, leader := m.oauthStartFlight(r, stale)
+		c, oc, done, err := await(ctx, name, fl, leader, func(c *oauthConn) bool { return c.Gen > stale })
 		if done {
 			return c, oc, err
 		}
@@ -81,18 +88,18 @@ func (m *Manager) oauthObtain(ctx context.Context, tok *Token, stale uint64) (*o
 
 // oauthRefreshInBackground starts a proactive refresh unless one is under
 // way, and reports its outcome to bg.
-func (m *Manager) oauthRefreshInBackground(tok *Token, stale uint64, bg func(Refresh)) {
-	fl, started := m.oauthStartFlight(tok, stale)
+func (m *Manager) oauthRefreshInBackground(r connRef, stale uint64, bg func(Refresh)) {
+	fl, started := m.oauthStartFlight(r, stale)
 	if started && bg != nil {
-		inBackground(tok.ID, fl, bg, func(c *oauthConn) *Refresh { return c.refreshReport(tok.ID) })
+		inBackground(r.tok.ID, fl, bg, func(c *oauthConn) *Refresh { return c.refreshReport(r.tok.ID) })
 	}
 }
 
 // oauthStartFlight joins the refresh of tok under way in this process or
 // starts one.
-func (m *Manager) oauthStartFlight(tok *Token, stale uint64) (*flight[*oauthConn], bool) {
-	return m.oauth.flights.start(tok.ID, m.flightTO, func(ctx context.Context) (*oauthConn, bool, error) {
-		return m.oauthCoordinate(ctx, tok, stale, false)
+func (m *Manager) oauthStartFlight(r connRef, stale uint64) (*flight[*oauthConn], bool) {
+	return m.oauth.flights.start(r.name(), m.flightTO, func(ctx context.Context) (*oauthConn, bool, error) {
+		return m.oauthCoordinate(ctx, r, stale, false)
 	})
 }
 
@@ -108,9 +115,10 @@ func (c *oauthConn) refreshReport(id string) *Refresh {
 // even when the record says reauthorization_required, and a refusal that
 // does not mean the refresh token is dead changes no health (the token as
 // saved may still work).
-func (m *Manager) oauthCoordinate(ctx context.Context, tok *Token, stale uint64, test bool) (*oauthConn, bool, error) {
+func (m *Manager) oauthCoordinate(ctx context.Context, r connRef, stale uint64, test bool) (*oauthConn, bool, error) {
+	tok, name := r.tok, r.name()
 	for {
-		c, err := m.readOAuth(ctx, tok.ID)
+		c, err := m.readOAuth(ctx, name)
 		if err != nil {
 			return nil, false, err
 		}
@@ -118,12 +126,12 @@ func (m *Manager) oauthCoordinate(ctx context.Context, tok *Token, stale uint64,
 			return c, false, nil
 		}
 		if c != nil && c.Health.Status == HealthReauthorizationRequired && !test {
-			return nil, false, reauthError(tok.ID, c.Health.LastError)
+			return nil, false, reauthError(name, c.Health.LastError)
 		}
 		if c != nil && c.Refreshing != nil {
 			lapses := time.UnixMilli(c.Refreshing.At).Add(m.leaseTTL)
 			if m.now().Before(lapses) {
-				if err := m.waitOAuth(ctx, tok.ID, c.Rev, lapses); err != nil {
+				if err := m.waitOAuth(ctx, name, c.Rev, lapses); err != nil {
 					return nil, false, err
 				}
 				continue
@@ -135,13 +143,13 @@ func (m *Manager) oauthCoordinate(ctx context.Context, tok *Token, stale uint64,
 				next := c.clone()
 				next.Refreshing, next.Refresh = nil, ""
 				next.setHealth(HealthReauthorizationRequired, reasonInterrupted, m.now())
-				if err := m.writeHealth(ctx, tok.ID, c, next); err != nil {
+				if err := m.writeHealth(ctx, name, c, next); err != nil {
 					if moved(err) {
 						continue
 					}
 					return nil, false, err
 				}
-				return nil, false, reauthError(tok.ID, reasonInterrupted)
+				return nil, false, reauthError(name, reasonInterrupted)
 			}
 		}
 		if tok.OAuth2.needsRefreshToken() {
@@ -159,13 +167,13 @@ func (m *Manager) oauthCoordinate(ctx context.Context, tok *Token, stale uint64,
 				next := c.clone()
 				next.Refreshing = nil
 				next.setHealth(HealthReauthorizationRequired, reason, m.now())
-				if err := m.writeHealth(ctx, tok.ID, c, next); err != nil {
+				if err := m.writeHealth(ctx, name, c, next); err != nil {
 					if moved(err) {
 						continue
 					}
 					return nil, false, err
 				}
-				return nil, false, reauthError(tok.ID, reason)
+				return nil, false, reauthError(name, reason)
 			}
 		}
 		next := c.clone()
@@ -174,14 +182,14 @@ func (m *Manager) oauthCoordinate(ctx context.Context, tok *Token, stale uint64,
 		if c != nil {
 			rev = c.Rev
 		}
-		held, err := m.writeOAuth(ctx, tok.ID, next, rev)
+		held, err := m.writeOAuth(ctx, name, next, rev)
 		if moved(err) {
 			continue // another replica wrote first: look again
 		}
 		if err != nil {
 			return nil, false, err
 		}
-		return m.oauthRefreshHeld(ctx, tok, held, test)
+		return m.oauthRefreshHeld(ctx, r, held, test)
 	}
 }
 
@@ -213,7 +221,8 @@ func (m *Manager) writeHealth(ctx context.Context, id string, prev, next *oauthC
 // is returned only once that write succeeded; when the record moved on (the
 // intent lapsed and another replica acted on it, or an admin saved a new
 // connection), nothing is written and the new tokens are dropped.
-func (m *Manager) oauthRefreshHeld(ctx context.Context, tok *Token, held *oauthConn, test bool) (*oauthConn, bool, error) {
+func (m *Manager) oauthRefreshHeld(ctx context.Context, r connRef, held *oauthConn, test bool) (*oauthConn, bool, error) {
+	tok, name := r.tok, r.name()
 	// The intent lapses after the lease TTL; the request must be over well
 	// before, so that a live holder is never taken for a dead one.
 	deadline := time.UnixMilli(held.Refreshing.At).Add(m.leaseTTL * 3 / 4)
@@ -250,7 +259,7 @@ func (m *Manager) oauthRefreshHeld(ctx context.Context, tok *Token, held *oauthC
 			next.Refresh = ""
 		}
 		next.setHealth(HealthReauthorizationRequired, g.err.Error(), now)
-		failure = reauthError(tok.ID, g.err.Error())
+		failure = reauthError(name, g.err.Error())
 	case transient:
 		failure = g.err
 		if !test {
@@ -262,7 +271,7 @@ func (m *Manager) oauthRefreshHeld(ctx context.Context, tok *Token, held *oauthC
 			next.Refresh = ""
 			reason := reasonInterrupted + " (" + g.err.Error() + ")"
 			next.setHealth(HealthReauthorizationRequired, reason, now)
-			failure = reauthError(tok.ID, reason)
+			failure = reauthError(name, reason)
 		} else if !test {
 			next.setHealth(HealthDegraded, g.err.Error(), now)
 		}
@@ -271,14 +280,14 @@ func (m *Manager) oauthRefreshHeld(ctx context.Context, tok *Token, held *oauthC
 	// must not find a lapsed intent for a refresh that completed.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer wcancel()
-	written, err := m.writeOAuthRetrying(wctx, tok.ID, next, held.Rev)
+	written, err := m.writeOAuthRetrying(wctx, name, next, held.Rev)
 	if moved(err) {
-		return nil, false, fmt.Errorf("token %s: the refresh finished after its lease lapsed and the connection changed meanwhile; its result is dropped", tok.ID)
+		return nil, false, fmt.Errorf("%s: the refresh finished after its lease lapsed and the connection changed meanwhile; its result is dropped", describeConn(name))
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	m.reportHealth(tok.ID, held, written)
+	m.reportHealth(name, held, written)
 	if failure != nil && test {
 		return nil, false, fmt.Errorf("%w: %w", ErrTestFailed, failure)
 	}
@@ -322,7 +331,7 @@ func (m *Manager) waitOAuth(ctx context.Context, id string, rev uint64, until ti
 		_, changed := m.cached(id)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for the refresh of token %s: %w", id, ctx.Err())
+			return fmt.Errorf("wait for the refresh of %s: %w", describeConn(id), ctx.Err())
 		case <-changed:
 		case <-tick.C:
 			// Without a watch (or while it lags), look in KV now and then.

@@ -77,7 +77,7 @@ func (m *Manager) SaveOAuth2(ctx context.Context, tok *Token) (Health, error) {
 	case o.Grant == GrantClientCredentials || o.RefreshToken != "":
 		return m.connect(ctx, tok, prev)
 	case prev != nil && prev.Refresh != "" && prev.Connection == o.connectionKey():
-		c, _, err := m.oauthCoordinate(ctx, tok, prev.Gen, true)
+		c, _, err := m.oauthCoordinate(ctx, workspace(tok), prev.Gen, true)
 		if errors.Is(err, ErrReauthorizationRequired) && !errors.Is(err, ErrTestFailed) {
 			return Health{}, fmt.Errorf("%w: %w", ErrTestFailed, err)
 		}

@@ -77,7 +77,7 @@ func TestOAuth2SecretsNeverShown(t *testing.T) {
 
 	for _, m := range []string{"500", "400"} {
 		mode.Store(m)
-		_, _, err := r.mgr.oauthObtain(t.Context(), stored, r.mgr.cachedOAuth("crm").Gen)
+		_, _, err := r.mgr.oauthObtain(t.Context(), workspace(stored), r.mgr.cachedOAuth("crm").Gen)
 		if err == nil {
 			t.Fatalf("%s: no error", m)
 		}

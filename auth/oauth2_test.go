@@ -307,7 +307,7 @@ func TestOAuth2HolderDiesAfterSendingRefreshToken(t *testing.T) {
 	}
 	dyingDone := make(chan error, 1)
 	go func() {
-		_, _, err := dying.mgr.oauthObtain(context.Background(), tok, c.Gen)
+		_, _, err := dying.mgr.oauthObtain(context.Background(), workspace(tok), c.Gen)
 		dyingDone <- err
 	}()
 	<-frozen.sent
@@ -321,7 +321,7 @@ func TestOAuth2HolderDiesAfterSendingRefreshToken(t *testing.T) {
 			wg.Go(func() {
 				deadline := time.Now().Add(10 * time.Second)
 				for time.Now().Before(deadline) {
-					_, _, err := r.mgr.oauthObtain(t.Context(), tok, c.Gen)
+					_, _, err := r.mgr.oauthObtain(t.Context(), workspace(tok), c.Gen)
 					if errors.Is(err, ErrReauthorizationRequired) {
 						return
 					}
@@ -383,7 +383,7 @@ func TestOAuth2InvalidGrantThenSavedAgain(t *testing.T) {
 	srv.RevokeAll()
 	tok, _ := e.tokens.Get(t.Context(), "crm")
 	c := r2.mgr.cachedOAuth("crm")
-	_, _, err := r2.mgr.oauthObtain(t.Context(), tok, c.Gen)
+	_, _, err := r2.mgr.oauthObtain(t.Context(), workspace(tok), c.Gen)
 	if !errors.Is(err, ErrReauthorizationRequired) || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Fatalf("refresh after revocation: %v", err)
 	}
