@@ -1,13 +1,3 @@
-// Package oauthtest runs a real OAuth 2.0 authorization server for tests:
-// Ory fosite (its compose package over an in-memory store) behind an
-// httptest server on loopback, with refresh token rotation, and counters
-// of what it saw: token requests, refresh tokens presented twice, token
-// families revoked for a reused refresh token.
-//
-// fosite revokes the whole family of a refresh token when it is presented
-// again after rotation (RFC 6819 §5.2.2.3), as the providers that rotate
-// do: a test that finds ReusedRefreshTokens and FamiliesRevoked at zero has
-// shown that no refresh token was sent twice.
 package oauthtest
 
 import (
@@ -15,9 +5,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +32,15 @@ type Options struct {
 	// Audience the client may ask for (the "audience" parameter); default
 	// ["crm"].
 	Audience []string
+	// RedirectURIs the client may send the browser back to after the
+	// login (default none; AllowRedirectURI adds one to a running server).
+	// fosite matches them exactly, except that it ignores the port of an
+	// "http" URI on a loopback IP such as 127.0.0.1 (RFC 8252 §7.3).
+	RedirectURIs []string
+	// Users who may log in, username to password (default alice with
+	// "alice-password" and bob with "bob-password"). When set, they
+	// replace the defaults.
+	Users map[string]string
 }
 
 // Request is a token request as the server received it.
@@ -53,18 +54,25 @@ type Request struct {
 
 // Server is a running authorization server.
 type Server struct {
-	// URL is the server's base URL; TokenURL its token endpoint.
-	URL, TokenURL          string
-	ClientID, ClientSecret string
+	// URL is the server's base URL; TokenURL its token endpoint,
+	// AuthorizeURL its authorize endpoint (the login page) and RevokeURL
+	// its revocation endpoint.
+	URL, TokenURL           string
+	AuthorizeURL, RevokeURL string
+	ClientID, ClientSecret  string
 	// Scopes are the scopes the client may ask for.
 	Scopes []string
 
 	provider fosite.OAuth2Provider
 	store    *store
 	srv      *httptest.Server
+	// mintUser and mintPassword are the user MintRefreshToken logs in as.
+	mintUser, mintPassword string
 
 	tokenCalls, refreshCalls, rotations atomic.Int64
 	reused                              atomic.Int64
+	authorizeCalls, codeExchanges       atomic.Int64
+	revocations                         atomic.Int64
 
 	mu       sync.Mutex
 	seen     map[string]int
@@ -86,18 +94,27 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.Audience == nil {
 		opts.Audience = []string{"crm"}
 	}
+	if opts.Users == nil {
+		opts.Users = map[string]string{"alice": "alice-password", "bob": "bob-password"}
+	}
 	cfg := &fosite.Config{
 		AccessTokenLifespan:      opts.AccessTokenLifespan,
 		GlobalSecret:             []byte("a-global-secret-of-32-bytes-long"),
 		ClientSecretsHasher:      plainHasher{},
 		AudienceMatchingStrategy: fosite.DefaultAudienceMatchingStrategy,
+		EnforcePKCE:              true,
+		// S256 only, as RFC 9700 §2.1.1 asks.
+		EnablePKCEPlainChallengeMethod: false,
 	}
-	st := &store{MemoryStore: storage.NewMemoryStore(), revoked: map[string]bool{}}
-	st.Clients[opts.ClientID] = &fosite.DefaultClient{ID: opts.ClientID, Secret: []byte(opts.ClientSecret),
-		GrantTypes: []string{"client_credentials", "refresh_token", "password"}, Scopes: clientScopes,
-		Audience: opts.Audience, ResponseTypes: []string{"code"}}
-	st.Users["alice"] = storage.MemoryUserRelation{Username: "alice", Password: "alice-password"}
+	st := &store{MemoryStore: storage.NewMemoryStore(), revoked: map[string]bool{}, families: map[string][]string{},
+		users: maps.Clone(opts.Users)}
+	st.client = &fosite.DefaultClient{ID: opts.ClientID, Secret: []byte(opts.ClientSecret),
+		GrantTypes: []string{"client_credentials", "refresh_token", "password", "authorization_code"},
+		Scopes:     clientScopes, Audience: opts.Audience, ResponseTypes: []string{"code"},
+		RedirectURIs: slices.Clone(opts.RedirectURIs)}
 	provider := compose.Compose(cfg, st, compose.NewOAuth2HMACStrategy(cfg),
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2PKCEFactory, // after the code handler, which it needs
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		// The password grant only mints the first refresh token of a test
@@ -105,14 +122,24 @@ func New(t testing.TB, opts Options) *Server {
 		compose.OAuth2ResourceOwnerPasswordCredentialsFactory, //lint:ignore SA1019 test-only minting, see above
 
 		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
 	)
 	s := &Server{ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, Scopes: clientScopes,
 		provider: provider, store: st, seen: map[string]int{}}
+	s.mintUser = slices.Min(slices.Collect(maps.Keys(opts.Users)))
+	if _, ok := opts.Users["alice"]; ok {
+		s.mintUser = "alice"
+	}
+	s.mintPassword = opts.Users[s.mintUser]
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth2/token", s.token)
+	mux.HandleFunc("GET /oauth2/authorize", s.authorize)
+	mux.HandleFunc("POST /oauth2/authorize", s.authorize)
+	mux.HandleFunc("POST /oauth2/revoke", s.revoke)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	s.URL, s.TokenURL = s.srv.URL, s.srv.URL+"/oauth2/token"
+	s.AuthorizeURL, s.RevokeURL = s.srv.URL+"/oauth2/authorize", s.srv.URL+"/oauth2/revoke"
 	return s
 }
 
@@ -123,7 +150,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	req := Request{Form: cloneValues(r.PostForm)}
 	req.BasicUser, _, _ = r.BasicAuth()
-	refresh := r.PostForm.Get("grant_type") == "refresh_token"
+	grant := r.PostForm.Get("grant_type")
+	refresh := grant == "refresh_token"
+	if grant == "authorization_code" {
+		s.codeExchanges.Add(1)
+	}
 	if refresh {
 		s.refreshCalls.Add(1)
 		s.mu.Lock()
@@ -141,12 +172,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.requests = append(s.requests, req)
 		s.mu.Unlock()
 	}()
-	ar, err := s.provider.NewAccessRequest(ctx, r, &fosite.DefaultSession{Subject: "alice"})
+	// The subject of client_credentials tokens. The password grant sets the
+	// user's; the code and refresh grants replace the whole session with
+	// the one stored with the code or the refresh token.
+	session := &fosite.DefaultSession{Subject: s.ClientID}
+	ar, err := s.provider.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		s.provider.WriteAccessError(ctx, rec, ar, err)
 		return
 	}
-	if !refresh {
+	if grant == "client_credentials" || grant == "password" {
 		for _, scope := range ar.GetRequestedScopes() {
 			ar.GrantScope(scope)
 		}
@@ -192,10 +227,11 @@ func cloneValues(v url.Values) url.Values {
 
 // MintRefreshToken returns a new refresh token of a new grant (through the
 // password grant with scope offline_access), as an admin would paste it.
-// It is not counted as a refresh.
+// Its subject is alice, or the first of Options.Users in name order when
+// they have no alice. It is not counted as a refresh.
 func (s *Server) MintRefreshToken(t testing.TB, scopes ...string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"alice-password"},
+	form := url.Values{"grant_type": {"password"}, "username": {s.mintUser}, "password": {s.mintPassword},
 		"scope": {strings.Join(append([]string{"offline_access"}, scopes...), " ")}}
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", s.TokenURL, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -225,6 +261,18 @@ func (s *Server) Valid(ctx context.Context, accessToken string) bool {
 	return err == nil
 }
 
+// Subject returns the subject of accessToken: the user who logged in
+// (code and password grants), or the client ID (client_credentials). It
+// reports false when accessToken is not an access token the server issued,
+// has expired or has been revoked.
+func (s *Server) Subject(ctx context.Context, accessToken string) (string, bool) {
+	use, ar, err := s.provider.IntrospectToken(ctx, accessToken, fosite.AccessToken, &fosite.DefaultSession{})
+	if err != nil || use != fosite.AccessToken {
+		return "", false
+	}
+	return ar.GetSession().GetSubject(), true
+}
+
 // RevokeAll revokes every refresh token issued so far: their next use is
 // answered invalid_grant, as after a user revoked the app.
 func (s *Server) RevokeAll() {
@@ -248,6 +296,19 @@ func (s *Server) ReusedRefreshTokens() int64 { return s.reused.Load() }
 // token again and revoked its whole family.
 func (s *Server) FamiliesRevoked() int64 { return s.store.familiesRevoked.Load() }
 
+// AuthorizeCalls is the number of authorize requests that passed
+// validation and were shown the login page (a failed login showing it
+// again is not counted).
+func (s *Server) AuthorizeCalls() int64 { return s.authorizeCalls.Load() }
+
+// CodeExchanges is the number of authorization_code grant requests
+// received at the token endpoint, answered or refused.
+func (s *Server) CodeExchanges() int64 { return s.codeExchanges.Load() }
+
+// Revocations is the number of revocation requests answered 200 (which
+// RFC 7009 §2.2 also asks for a token the server does not know).
+func (s *Server) Revocations() int64 { return s.revocations.Load() }
+
 // Requests returns the token requests received, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -256,19 +317,56 @@ func (s *Server) Requests() []Request {
 }
 
 // store is fosite's in-memory store, counting reuse detections and able to
-// revoke every refresh token.
+// revoke every refresh token. It holds the one client and the users
+// itself.
 type store struct {
 	*storage.MemoryStore
 	familiesRevoked atomic.Int64
+	users           map[string]string // read only
 
 	mu      sync.Mutex
+	client  *fosite.DefaultClient // replaced, never changed in place
 	revoked map[string]bool
 	created []string
+	// families are the refresh token signatures of each request ID (a
+	// grant and the refresh tokens that rotated from it).
+	families map[string][]string
+}
+
+// GetClient returns the client as it is now: fosite reads its redirect URIs
+// after the call, without a lock.
+func (s *store) GetClient(_ context.Context, id string) (fosite.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != s.client.ID {
+		return nil, fosite.ErrNotFound
+	}
+	return s.client, nil
+}
+
+// allowRedirectURI registers uri with a new copy of the client.
+func (s *store) allowRedirectURI(uri string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := *s.client
+	c.RedirectURIs = append(slices.Clone(c.RedirectURIs), uri)
+	s.client = &c
+}
+
+// Authenticate checks a user's password and returns the username as the
+// subject (fosite's memory store returns a random one).
+func (s *store) Authenticate(_ context.Context, name, secret string) (string, error) {
+	password, ok := s.users[name]
+	if !ok || subtle.ConstantTimeCompare([]byte(password), []byte(secret)) != 1 {
+		return "", fosite.ErrNotFound
+	}
+	return name, nil
 }
 
 func (s *store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
 	s.mu.Lock()
 	s.created = append(s.created, signature)
+	s.families[req.GetID()] = append(s.families[req.GetID()], signature)
 	s.mu.Unlock()
 	return s.MemoryStore.CreateRefreshTokenSession(ctx, signature, accessSignature, req)
 }
@@ -281,10 +379,24 @@ func (s *store) GetRefreshTokenSession(ctx context.Context, signature string, se
 		return nil, fosite.ErrNotFound
 	}
 	r, err := s.MemoryStore.GetRefreshTokenSession(ctx, signature, session)
-	if errors.Is(err, fosite.ErrInactiveToken) {
+	if errors.Is(err, fosite.ErrInactiveToken) && !revoking(ctx) {
 		s.familiesRevoked.Add(1) // fosite now revokes the family
 	}
 	return r, err
+}
+
+// RevokeRefreshToken revokes the refresh token of a request. When the
+// revocation endpoint asks, it revokes the whole family as RevokeAll does,
+// so that presenting one of them is not taken for reuse after rotation.
+func (s *store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	if revoking(ctx) {
+		s.mu.Lock()
+		for _, sig := range s.families[requestID] {
+			s.revoked[sig] = true
+		}
+		s.mu.Unlock()
+	}
+	return s.MemoryStore.RevokeRefreshToken(ctx, requestID)
 }
 
 func (s *store) revokeAll() {
