@@ -29,7 +29,9 @@ type Service struct {
 
 	js        jetstream.JetStream // WithLogStream
 	logStream string
-	dead      *DeadLetters // WithDeadLetters
+	dead      *DeadLetters    // WithDeadLetters
+	connector *auth.Connector // WithConnector
+	onDeleted func(tokenID, endUserID string, d auth.ConnectionDeleted)
 }
 
 // New returns a Service for the installation of the subject prefix;

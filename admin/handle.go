@@ -68,6 +68,27 @@ func (a *Service) Handle(ctx context.Context, verb string, data []byte) (any, er
 			return nil, err
 		}
 		return a.TokenUsage(ctx, id)
+	case "tokens.connect":
+		id, err := decodeID(data, "id")
+		if err != nil {
+			return nil, err
+		}
+		return a.ConnectToken(ctx, id)
+	case "connections.list":
+		var req ListRequest
+		if err := decodeStrict(data, &req); err != nil {
+			return nil, err
+		}
+		return a.ListConnections(ctx, req)
+	case "connections.delete":
+		var req struct {
+			TokenID   string `json:"token_id"`
+			EndUserID string `json:"end_user_id"`
+		}
+		if err := decodeStrict(data, &req); err != nil {
+			return nil, err
+		}
+		return a.DeleteConnection(ctx, req.TokenID, req.EndUserID)
 	case "dead.list":
 		if err := decodeStrict(data, &struct{}{}); err != nil {
 			return nil, err
@@ -140,7 +161,7 @@ func (a *Service) Handle(ctx context.Context, verb string, data []byte) (any, er
 		}
 		return map[string]bool{"ok": true}, nil
 	default:
-		return nil, errorf(CodeUnknown, "unknown admin request %q: known are tokens.test, tokens.save, tokens.get, tokens.list, tokens.delete, tokens.forget, tokens.usage, dead.list, dead.replay, dead.rerun, breakers.list, breakers.reset, limits.set, limits.get, limits.list and limits.delete", verb)
+		return nil, errorf(CodeUnknown, "unknown admin request %q: known are tokens.test, tokens.save, tokens.get, tokens.list, tokens.delete, tokens.forget, tokens.usage, tokens.connect, connections.list, connections.delete, dead.list, dead.replay, dead.rerun, breakers.list, breakers.reset, limits.set, limits.get, limits.list and limits.delete", verb)
 	}
 }
 

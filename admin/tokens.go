@@ -332,6 +332,9 @@ func (a *Service) DeleteToken(ctx context.Context, id string) error {
 	if err := a.mgr.ForgetOAuth2(ctx, id); err != nil {
 		a.log.Warn("drop oauth2 connection", "token_id", id, "err", err)
 	}
+	if n, err := a.mgr.DeleteConnections(ctx, id); err != nil {
+		a.log.Warn("delete end users' connections", "token_id", id, "deleted", n, "err", err)
+	}
 	return nil
 }
 

@@ -16,6 +16,12 @@ var ErrUnsupportedType = errors.New("token type not supported")
 type Ref struct {
 	// TokenID is the token of the trigger; empty means no credential.
 	TokenID string
+	// EndUserID is the trigger's end user: a per_end_user token calls as
+	// them (contract §11); other tokens ignore it.
+	EndUserID string
+	// TriggerID and ActionID name the trigger in a connect link it asks
+	// for, so the connection event can name it.
+	TriggerID, ActionID string
 	// OnBackgroundRefresh, when set, hears of a proactive refresh that this
 	// call started and nobody waited for (it runs on another goroutine,
 	// after the call may have ended).
@@ -127,6 +133,24 @@ type Authenticator struct {
 // fetched-token manager.
 func NewAuthenticator(store *Store, mgr *Manager) *Authenticator {
 	return &Authenticator{store: store, mgr: mgr}
+}
+
+// ErrEndUserRequired is wrapped by Do when the token has per-end-user
+// connections and the call names no end user: the trigger is invalid.
+var ErrEndUserRequired = errors.New("the token acts as an end user: the trigger must name end_user.id")
+
+// AuthorizationRequiredError is returned by Do when the end user of a call
+// has no usable connection (none yet, or it needs reauthorization): no
+// call was made; URL is a single-use link for them to connect.
+type AuthorizationRequiredError struct {
+	TokenID, EndUserID string
+	URL                string
+	// Reason says why (not connected, or the refusal that ended it).
+	Reason string
+}
+
+func (e *AuthorizationRequiredError) Error() string {
+	return fmt.Sprintf("end user %s must connect token %s: %s", e.EndUserID, e.TokenID, e.Reason)
 }
 
 // Do runs attempt signed with the credential of ref, and once more with a

@@ -21,10 +21,10 @@ func (m *Manager) Watch(ctx context.Context) error {
 		return fmt.Errorf("watch fetched tokens: %w", err)
 	}
 	kvwatch.Follow(ctx, w, m.apply)
-	return nil
+	return m.WatchConnections(ctx)
 }
 
-// WatchConnections follows the changes of end users' connections until
+// WatchConnections (started by Watch) follows the changes of end users' connections until
 // ctx ends: a connection this replica holds in memory is dropped when
 // another replica changes it. It reads no record (a bucket may hold
 // millions): only the keys and revisions of changes from now on.

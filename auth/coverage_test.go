@@ -37,7 +37,7 @@ func TestOAuth2Validation(t *testing.T) {
 		{"refresh token with client_credentials", func(t *Token) { t.OAuth2.Grant = GrantClientCredentials }, "not used by grant client_credentials"},
 		{"authorization_code without authorize_url", func(t *Token) { t.OAuth2.Grant = GrantAuthorizationCode }, "oauth2.authorize_url"},
 		{"bad revoke_url", func(t *Token) { t.OAuth2.RevokeURL = "mailto:x" }, "oauth2.revoke_url"},
-		{"per end user", func(t *Token) { t.OAuth2.PerEndUser = true }, "not supported yet"},
+		{"per end user with grant refresh_token", func(t *Token) { t.OAuth2.PerEndUser = true }, "per_end_user needs grant authorization_code"},
 		{"expired status 200", func(t *Token) { t.OAuth2.ExpiredStatuses = []int{200} }, "not an error status"},
 	}
 	for _, tc := range tests {

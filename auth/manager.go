@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,7 +59,16 @@ type Manager struct {
 	// users is the bucket of end users' connections (per_end_user
 	// tokens), nil when none is configured.
 	users KV
+	// links makes connect links for end users who must connect (set by
+	// SetConnector; nil when the service has no public URL).
+	links atomic.Pointer[Connector]
 }
+
+// SetConnector makes calls for an end user without a usable connection
+// answer with a link from c (an *AuthorizationRequiredError).
+func (m *Manager) SetConnector(c *Connector) { m.links.Store(c) }
+
+func (m *Manager) connectLinks() *Connector { return m.links.Load() }
 
 // ManagerOption configures a Manager.
 type ManagerOption func(*Manager)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -90,11 +91,58 @@ func (m *Manager) requestToken(ctx context.Context, tok *Token, refresh Secret) 
 	}
 	red := NewRedactor(append(tok.Secrets(), refresh.Reveal())...)
 	t, err := cfg.Token(ctx)
+	g := grantOf(t, err, sent.Load(), red, tok, "token request")
+	g.rotated = g.outcome == granted && refresh != "" && g.refresh != refresh
+	return g
+}
+
+// exchangeCode exchanges an authorization code of tok for its first access
+// and refresh tokens, with the PKCE verifier and the redirect URI the
+// authorization request named (RFC 6749 §4.1.3, RFC 7636 §4.5).
+func (m *Manager) exchangeCode(ctx context.Context, tok *Token, code, verifier Secret, redirectURI string) grant {
+	o := tok.OAuth2
+	ctx, cancel := context.WithTimeout(ctx, m.fetcher.timeout)
+	defer cancel()
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			sent.Store(true)
+		}
+	}})
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, m.fetcher.client)
+	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier.Reveal())}
+	for k, v := range o.ExtraParams {
+		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	red := NewRedactor(append(tok.Secrets(), code.Reveal(), verifier.Reveal())...)
+	t, err := o.config(redirectURI).Exchange(ctx, code.Reveal(), opts...)
+	g := grantOf(t, err, sent.Load(), red, tok, "code exchange")
+	if g.outcome == unanswered {
+		g.outcome = refused // a code is single use: it cannot be sent again anyway
+	}
+	return g
+}
+
+// config is the x/oauth2 configuration of o for the authorization code
+// flow with redirectURI.
+func (o *OAuth2) config(redirectURI string) *oauth2.Config {
+	c := &oauth2.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret.Reveal(), RedirectURL: redirectURI, Scopes: o.Scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: o.AuthorizeURL, TokenURL: o.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}}
+	if o.ClientAuth == ClientAuthBody {
+		c.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	return c
+}
+
+// grantOf classifies what a token request of tok answered: t and err as
+// x/oauth2 returns them, sent whether the request was written, red the
+// secrets the request held, what the kind of request for messages.
+func grantOf(t *oauth2.Token, err error, sent bool, red *Redactor, tok *Token, what string) grant {
+	o := tok.OAuth2
 	if err == nil {
 		g := grant{outcome: granted, access: Secret(t.AccessToken), refresh: Secret(t.RefreshToken)}
-		g.rotated = refresh != "" && g.refresh != refresh
-		// clientcredentials turns expires_in into Expiry (on the real
-		// clock); the Manager's clock takes the lifetime from there.
+		// x/oauth2 turns expires_in into Expiry (on the real clock); the
+		// Manager's clock takes the lifetime from there.
 		if !t.Expiry.IsZero() {
 			g.expiresIn = max(time.Until(t.Expiry).Round(time.Second), time.Second)
 		}
@@ -109,12 +157,12 @@ func (m *Manager) requestToken(ctx context.Context, tok *Token, refresh Secret) 
 		}
 		return g
 	}
-	where := fmt.Sprintf("token request to %s", endpointName(o.TokenURL))
+	where := fmt.Sprintf("%s to %s", what, endpointName(o.TokenURL))
 	if errors.Is(err, netguard.ErrNotAllowed) {
 		return grant{outcome: refused, err: fmt.Errorf("%s: %w", where, netguard.ErrNotAllowed)}
 	}
 	reason := red.String(describeNetErr(err, tok))
-	if !sent.Load() {
+	if !sent {
 		return grant{outcome: transient, err: fmt.Errorf("%s: %s", where, reason)}
 	}
 	return grant{outcome: unanswered, err: fmt.Errorf("%s: no answer: %s", where, reason)}
@@ -184,4 +232,44 @@ func (m *Manager) obtainGrant(ctx context.Context, tok *Token, refresh Secret) g
 		case <-time.After(next):
 		}
 	}
+}
+
+// revoke asks the revocation endpoint of tok (oauth2.revoke_url) to revoke
+// token (RFC 7009), with the client's authentication; hint is
+// "refresh_token" or "access_token". The endpoint answers 200 also for a
+// token it does not know.
+func (m *Manager) revoke(ctx context.Context, tok *Token, token Secret, hint string) error {
+	o := tok.OAuth2
+	ctx, cancel := context.WithTimeout(ctx, m.fetcher.timeout)
+	defer cancel()
+	form := url.Values{"token": {token.Reveal()}, "token_type_hint": {hint}}
+	if o.ClientAuth == ClientAuthBody {
+		form.Set("client_id", o.ClientID)
+		if o.ClientSecret != "" {
+			form.Set("client_secret", o.ClientSecret.Reveal())
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.RevokeURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("revoke at %s: %v", endpointName(o.RevokeURL), err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if o.ClientAuth != ClientAuthBody {
+		req.SetBasicAuth(url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret.Reveal()))
+	}
+	red := NewRedactor(append(tok.Secrets(), token.Reveal())...)
+	resp, err := m.fetcher.client.Do(req)
+	if err != nil {
+		if errors.Is(err, netguard.ErrNotAllowed) {
+			return fmt.Errorf("revoke at %s: %w", endpointName(o.RevokeURL), netguard.ErrNotAllowed)
+		}
+		return fmt.Errorf("revoke at %s: %s", endpointName(o.RevokeURL), red.String(describeNetErr(err, tok)))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	if resp.StatusCode != http.StatusOK {
+		return &AuthError{Status: resp.StatusCode, Body: red.String(redactJSONSecrets(string(body))),
+			Reason: fmt.Sprintf("revocation endpoint %s answered %d", endpointName(o.RevokeURL), resp.StatusCode)}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ package auth
 
 import (
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -34,9 +33,10 @@ var ErrTestFailed = errors.New("token test failed")
 // Messages of the reauthorization_required causes that are not an answer
 // of the token endpoint.
 const (
-	reasonInterrupted  = "a refresh was interrupted after the refresh token was sent; reconnect or paste a new refresh token"
-	reasonNotConnected = "not connected: no refresh token; connect the token or paste a refresh token"
-	reasonOtherClient  = "the refresh token was issued for another token_url or client_id; paste a new refresh token"
+	reasonInterrupted      = "a refresh was interrupted after the refresh token was sent; reconnect or paste a new refresh token"
+	reasonNotConnected     = "not connected: no refresh token; connect the token or paste a refresh token"
+	reasonUserNotConnected = "the end user has not connected yet"
+	reasonOtherClient      = "the refresh token was issued for another token_url or client_id; paste a new refresh token"
 )
 
 // Health is the shared health of an oauth2 token.
@@ -89,6 +89,13 @@ func (m *Manager) reportHealth(id string, prev, next *oauthConn) {
 
 // reauthError is the error of a call on a connection (named as in
 // connRef.name) that needs reauthorization.
-func reauthError(name, reason string) error {
-	return fmt.Errorf("%s: %w: %s", describeConn(name), ErrReauthorizationRequired, reason)
+func reauthError(name, reason string) error { return &reauthorization{name: name, reason: reason} }
+
+// reauthorization is an error wrapping ErrReauthorizationRequired.
+type reauthorization struct{ name, reason string }
+
+func (e *reauthorization) Error() string {
+	return describeConn(e.name) + ": " + ErrReauthorizationRequired.Error() + ": " + e.reason
 }
+
+func (e *reauthorization) Unwrap() error { return ErrReauthorizationRequired }

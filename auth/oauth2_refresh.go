@@ -48,7 +48,7 @@ func (m *Manager) oauthCurrent(ctx context.Context, r connRef, bg func(Refresh))
 	if c == nil && r.user != "" {
 		// An end user who never connected: no record is written for
 		// them (there may be millions), the caller asks them to connect.
-		return nil, Outcome{}, reauthError(name, reasonNotConnected)
+		return nil, Outcome{}, reauthError(name, reasonUserNotConnected)
 	}
 	if c != nil && c.Health.Status == HealthReauthorizationRequired {
 		return nil, Outcome{}, reauthError(name, c.Health.LastError)

@@ -58,6 +58,8 @@ func (m *Manager) ForgetOAuth2(ctx context.Context, id string) error {
 //   - no pasted refresh token, and a connection with one for the same
 //     token_url and client_id: one refresh of it with tok's settings,
 //     through the fenced refresh (no other replica sends it meanwhile).
+//   - per_end_user: nothing (the end users connect); a workspace
+//     connection left from before is dropped.
 //   - no refresh token at all: an authorization_code token is saved not
 //     connected (reauthorization_required until it is connected); a
 //     refresh_token token is refused.
@@ -69,6 +71,12 @@ func (m *Manager) ForgetOAuth2(ctx context.Context, id string) error {
 // saved); others are faults of KV.
 func (m *Manager) SaveOAuth2(ctx context.Context, tok *Token) (Health, error) {
 	o := tok.OAuth2
+	if o.PerEndUser {
+		// Connections are the end users', made through the browser: the
+		// token has none of its own, and nothing to test before it is
+		// saved (its client is tried by the first code exchange).
+		return Health{}, m.ForgetOAuth2(ctx, tok.ID)
+	}
 	prev, err := m.readOAuth(ctx, tok.ID)
 	if err != nil && !errors.Is(err, ErrTokenUnreadable) {
 		return Health{}, err

@@ -22,6 +22,7 @@ import (
 // replicas over them.
 type oauthEnv struct {
 	t       *testing.T
+	js      jetstream.JetStream
 	tokens  *Store
 	fetched jetstream.KeyValue
 }
@@ -40,7 +41,7 @@ func newOAuthEnv(t *testing.T) *oauthEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &oauthEnv{t: t, tokens: NewStore(mk("tokens"), sealer), fetched: mk("fetched")}
+	e := &oauthEnv{t: t, js: js, tokens: NewStore(mk("tokens"), sealer), fetched: mk("fetched")}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := e.tokens.Watch(ctx); err != nil {

@@ -42,6 +42,9 @@ type OAuth2 struct {
 	// none here: a refresh token in two places could be sent twice.
 	RefreshToken Secret `json:"refresh_token,omitempty"`
 	AuthorizeURL string `json:"authorize_url,omitempty"`
+	// AuthorizeParams are extra parameters of the authorization request
+	// of the browser connect flow ({"access_type": "offline"}).
+	AuthorizeParams map[string]string `json:"authorize_params,omitempty"`
 	PerEndUser   bool   `json:"per_end_user,omitempty"`
 	RevokeURL    string `json:"revoke_url,omitempty"`
 	// ExpiredStatuses are the action's statuses that mean "token expired":
@@ -107,6 +110,17 @@ func (t *Token) validateOAuth2() error {
 			return invalidf("oauth2.extra_params: %q is set by the grant; use the oauth2 field for it", k)
 		}
 	}
+	for k := range o.AuthorizeParams {
+		switch k {
+		case "":
+			return invalidf("oauth2.authorize_params: a parameter needs a name")
+		case "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method":
+			return invalidf("oauth2.authorize_params: %q is set by the connect flow; use the oauth2 field for it, if any", k)
+		}
+	}
+	if len(o.AuthorizeParams) > 0 && o.Grant != GrantAuthorizationCode {
+		return invalidf("oauth2.authorize_params is used by grant authorization_code only")
+	}
 	if strings.ContainsAny(string(o.RefreshToken), "\r\n") {
 		return invalidf("oauth2.refresh_token must not contain a line break")
 	}
@@ -124,10 +138,8 @@ func (t *Token) validateOAuth2() error {
 			return invalidf("oauth2.%s %v", u.field, err)
 		}
 	}
-	if o.PerEndUser {
-		// Per-end-user connections (contract §11) come with the browser
-		// connect flow.
-		return invalidf("oauth2.per_end_user is not supported yet")
+	if o.PerEndUser && o.Grant != GrantAuthorizationCode {
+		return invalidf("oauth2.per_end_user needs grant authorization_code: end users connect through the browser")
 	}
 	for _, s := range o.ExpiredStatuses {
 		if s < 400 || s > 599 {

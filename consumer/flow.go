@@ -64,7 +64,7 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 	started := s.now()
 	t, derr := events.Decode(s.subjects, msg.Subject(), msg.Data(), s.cfg.limits())
 	r := &run{res: &events.Result{TriggerID: t.ID, ActionID: t.ActionID, Source: t.Source, TokenID: t.TokenID,
-		Context: t.Context, StartedAt: events.FormatTime(started)}}
+		EndUserID: t.EndUserID(), Context: t.Context, StartedAt: events.FormatTime(started)}}
 	if r.res.TriggerID == "" || len(r.res.TriggerID) > 128 {
 		r.res.TriggerID = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 	}
@@ -185,7 +185,8 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 		// the shared throttle could not be written.
 		until time.Time
 	)
-	ref := auth.Ref{TokenID: t.TokenID, OnBackgroundRefresh: s.backgroundRefresh(r.res)}
+	ref := auth.Ref{TokenID: t.TokenID, EndUserID: t.EndUserID(), TriggerID: r.res.TriggerID, ActionID: t.ActionID,
+		OnBackgroundRefresh: s.backgroundRefresh(r.res)}
 	attempt := func(ctx context.Context, cred auth.Credential) int {
 		c.free() // the 401 of a first attempt is not kept
 		r.calls++
@@ -261,10 +262,22 @@ func (s *Service) execute(ctx context.Context, t *events.Trigger, r *run) {
 		s.metrics.refreshed(t.TokenID)
 		r.log(events.LevelInfo, events.EventTokenRefreshed, "token "+t.TokenID+" fetched from its auth endpoint", refreshedDetails(out.Fetched))
 	}
-	var rerr *auth.RefreshError
+	var (
+		rerr *auth.RefreshError
+		areq *auth.AuthorizationRequiredError
+	)
 	switch {
 	case err == nil:
 		s.conclude(t, out, c, r)
+	case errors.As(err, &areq):
+		// No call was made: the bot sends the link to the end user, and
+		// the trigger again once the connection event comes.
+		r.res.Status = events.StatusAuthorizationRequired
+		r.res.AuthorizationURL = areq.URL
+		r.res.Error = &events.Error{Code: events.CodeAuthorizationRequired, Message: areq.Error()}
+		r.log(events.LevelInfo, events.EventAuthorizationRequired, areq.Error(), map[string]any{"code": events.CodeAuthorizationRequired, "end_user_id": areq.EndUserID})
+	case errors.Is(err, auth.ErrEndUserRequired):
+		s.reject(r, events.CodeInvalidTrigger, err.Error())
 	case errors.Is(err, auth.ErrTokenNotFound):
 		s.reject(r, events.CodeTokenNotFound, fmt.Sprintf("token %q does not exist", t.TokenID))
 	case errors.Is(err, auth.ErrTokenUnreadable), errors.Is(err, auth.ErrUnsupportedType):

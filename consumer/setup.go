@@ -17,6 +17,10 @@ type Resources struct {
 	Tokens   jetstream.KeyValue
 	Fetched  jetstream.KeyValue
 	Breakers jetstream.KeyValue
+	// Connections holds end users' connections, ConnectStates the pending
+	// connect links (contract §11).
+	Connections   jetstream.KeyValue
+	ConnectStates jetstream.KeyValue
 }
 
 // ErrStreamConflict is returned by Setup when a stream of one of its names
@@ -58,6 +62,9 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 		{Name: cfg.DeadStream, Subjects: []string{p + ".dead.>"}, Retention: jetstream.LimitsPolicy,
 			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxAge: cfg.RetentionMaxAge,
 			Description: "Custom Actions triggers that could not be finished"},
+		{Name: ConnectionNames(p).Stream, Subjects: []string{p + ".connection.>"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxAge: cfg.RetentionMaxAge,
+			Description: "Custom Actions connections made by end users (the producer sends the trigger that asked again)"},
 	}
 	for _, sc := range streams {
 		if err := ensureStream(ctx, js, sc); err != nil {
@@ -73,20 +80,24 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 		return nil, fmt.Errorf("create consumer %s on %s: %w", cfg.Durable, cfg.TriggerStream, err)
 	}
 	r := &Resources{Triggers: cons}
+	cn := ConnectionNames(p)
 	buckets := []struct {
 		dst     *jetstream.KeyValue
 		name    string
 		history uint8
+		ttl     time.Duration
 		desc    string
 	}{
-		{&r.Tokens, cfg.TokensBucket, 5, "Custom Actions token configurations"},
-		{&r.Fetched, cfg.FetchedBucket, 1, "Custom Actions fetched tokens, refresh leases"},
-		{&r.Breakers, cfg.BreakerBucket, 1, "Custom Actions circuit breakers"},
+		{&r.Tokens, cfg.TokensBucket, 5, 0, "Custom Actions token configurations"},
+		{&r.Fetched, cfg.FetchedBucket, 1, 0, "Custom Actions fetched tokens, refresh leases"},
+		{&r.Breakers, cfg.BreakerBucket, 1, 0, "Custom Actions circuit breakers"},
+		{&r.Connections, cn.Bucket, 1, 0, "Custom Actions end users' connections"},
+		{&r.ConnectStates, cn.StatesBucket, 1, MaxConnectTTL, "Custom Actions pending connect links"},
 	}
 	for _, b := range buckets {
 		err := shortTries(ctx, func(ctx context.Context) (err error) {
 			*b.dst, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: b.name, History: b.history, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Description: b.desc,
+				Bucket: b.name, History: b.history, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Description: b.desc, TTL: b.ttl,
 			})
 			return err
 		})

@@ -61,6 +61,14 @@ func (r *Result) AppendJSON(b []byte) []byte {
 		b = append(b, `,"context":`...)
 		b = appendRaw(b, r.Context)
 	}
+	if r.EndUserID != "" {
+		b = append(b, `,"end_user_id":`...)
+		b = appendString(b, r.EndUserID)
+	}
+	if r.AuthorizationURL != "" {
+		b = append(b, `,"authorization_url":`...)
+		b = appendString(b, r.AuthorizationURL)
+	}
 	return append(b, '}')
 }
 

@@ -33,8 +33,10 @@ func fastDecode(data []byte, t *Trigger, maxHeaders int) bool {
 			return d.request(&t.Request)
 		case "context":
 			return d.raw(&t.Context)
+		case "end_user":
+			return d.endUser(&t.EndUser)
 		}
-		return !foldsTo(key, "id", "action_id", "source", "token_id", "request", "context") && d.skip()
+		return !foldsTo(key, "id", "action_id", "source", "token_id", "request", "context", "end_user") && d.skip()
 	}) {
 		return false
 	}
@@ -120,6 +122,24 @@ func (d *decoder) plainKey() ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// endUser reads the end_user object; null is left to encoding/json.
+func (d *decoder) endUser(u **EndUser) bool {
+	d.ws()
+	if d.i >= len(d.data) || d.data[d.i] != '{' {
+		return false
+	}
+	if *u == nil {
+		*u = &EndUser{}
+	}
+	eu := *u
+	return d.object(func(key []byte) bool {
+		if string(key) == "id" {
+			return d.str(&eu.ID)
+		}
+		return !foldsTo(key, "id") && d.skip()
+	})
 }
 
 func (d *decoder) request(r *Request) bool {

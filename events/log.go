@@ -23,6 +23,15 @@ const (
 	// change of an oauth2 token's health, once per change.
 	EventTokenReauthorizationRequired = "token_reauthorization_required"
 	EventTokenRecovered               = "token_recovered"
+	// EventConnectionCreated: an end user (or an admin) connected an
+	// authorization_code token; EventConnectionDeleted: an admin deleted
+	// a connection (contract §11).
+	EventConnectionCreated = "connection_created"
+	EventConnectionDeleted = "connection_deleted"
+	// EventAuthorizationRequired: a trigger's end user was sent a connect
+	// link (result status authorization_required); the link itself is in
+	// the result only.
+	EventAuthorizationRequired = "authorization_required"
 )
 
 // Log levels.

@@ -77,6 +77,12 @@ func (p *Publisher) Log(e *LogEvent, msgID string) Pending {
 	return p.publish(p.subjects.LogFor(e.ActionID), msgID, e)
 }
 
+// Connection starts publishing e on Subjects.Connection(e.TokenID),
+// deduplicated by msgID when set.
+func (p *Publisher) Connection(e *ConnectionEvent, msgID string) Pending {
+	return p.publish(p.subjects.Connection(e.TokenID), msgID, e)
+}
+
 // appender is a message that encodes itself without reflection.
 type appender interface{ AppendJSON([]byte) []byte }
 

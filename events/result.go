@@ -11,6 +11,10 @@ const (
 	StatusFailed      = "failed"
 	StatusRejected    = "rejected"
 	StatusBreakerOpen = "breaker_open"
+	// StatusAuthorizationRequired: the trigger's end user has not
+	// connected the token's provider (or must connect again); no call was
+	// made and the result carries authorization_url (contract §11).
+	StatusAuthorizationRequired = "authorization_required"
 )
 
 // Error codes of a result.
@@ -31,6 +35,8 @@ const (
 	// CodeReauthorizationRequired: the oauth2 token needs a person to
 	// reconnect it or paste a new refresh token; no call was made.
 	CodeReauthorizationRequired = "reauthorization_required"
+	// CodeAuthorizationRequired goes with StatusAuthorizationRequired.
+	CodeAuthorizationRequired = "authorization_required"
 )
 
 // Result is published once per trigger on Subjects.Result.
@@ -52,7 +58,29 @@ type Result struct {
 	// field, with code rate_limited).
 	RetryAfterMS int64           `json:"retry_after_ms,omitempty"`
 	Context      json.RawMessage `json:"context,omitempty"`
+	// EndUserID is the trigger's end_user.id (added field).
+	EndUserID string `json:"end_user_id,omitempty"`
+	// AuthorizationURL is the link for the end user to connect, with
+	// status authorization_required: single use, it expires.
+	AuthorizationURL string `json:"authorization_url,omitempty"`
 }
+
+// ConnectionEvent is published on Subjects.Connection when an end user
+// (or an admin, for a workspace-wide token) connected an
+// authorization_code token: the producer may send the trigger that asked
+// again, under a new id.
+type ConnectionEvent struct {
+	TokenID   string `json:"token_id"`
+	EndUserID string `json:"end_user_id,omitempty"`
+	// Status is ConnectionConnected.
+	Status    string `json:"status"`
+	TriggerID string `json:"trigger_id,omitempty"`
+	ActionID  string `json:"action_id,omitempty"`
+	Time      string `json:"time"`
+}
+
+// ConnectionConnected is the status of a ConnectionEvent.
+const ConnectionConnected = "connected"
 
 // Response is the final response of the action URL, its body capped.
 type Response struct {

@@ -22,7 +22,11 @@ const (
 	DefaultTokensBucket  = "action_tokens"
 	DefaultFetchedBucket = "action_fetched_tokens"
 	DefaultBreakerBucket = "action_breakers"
-	DefaultDurable       = "actions-consumer"
+	// DefaultConnectionsBucket holds end users' connections (contract §11)
+	// and DefaultConnectStatesBucket the pending connect links.
+	DefaultConnectionsBucket   = "action_connections"
+	DefaultConnectStatesBucket = "action_connect_states"
+	DefaultDurable             = "actions-consumer"
 )
 
 // ValidID reports whether s may be an action id or a token id: 1 to 128
@@ -89,6 +93,12 @@ func (s Subjects) ResultFor(actionID string) string {
 	}
 	return s.Result(actionID)
 }
+
+// Connection is the subject of the connection events of a token.
+func (s Subjects) Connection(tokenID string) string { return s.Prefix + ".connection." + tokenID }
+
+// ConnectionWildcard matches every connection subject.
+func (s Subjects) ConnectionWildcard() string { return s.Prefix + ".connection.>" }
 
 // ResultWildcard matches every result subject.
 func (s Subjects) ResultWildcard() string { return s.Prefix + ".result.>" }

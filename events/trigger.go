@@ -17,6 +17,22 @@ type Trigger struct {
 	TokenID  string          `json:"token_id,omitempty"`
 	Request  Request         `json:"request"`
 	Context  json.RawMessage `json:"context,omitempty"`
+	// EndUser is the person the inbox or bot talks to; a token with
+	// per-end-user connections calls the action as them (contract §11).
+	EndUser *EndUser `json:"end_user,omitempty"`
+}
+
+// EndUser names the end user of a trigger.
+type EndUser struct {
+	ID string `json:"id"`
+}
+
+// EndUserID is the trigger's end user id, "" when it names none.
+func (t *Trigger) EndUserID() string {
+	if t.EndUser == nil {
+		return ""
+	}
+	return t.EndUser.ID
 }
 
 // Request is the HTTP call a trigger asks for.
@@ -157,6 +173,9 @@ func (t *Trigger) forRejection(subSource, subAction string) *Trigger {
 	t.Source = firstValid(ValidSource, subSource, t.Source)
 	t.ID = firstValid(ValidTriggerID, t.ID)
 	t.TokenID = firstValid(ValidID, t.TokenID)
+	if t.EndUser != nil && !ValidID(t.EndUser.ID) {
+		t.EndUser = nil
+	}
 	if len(t.Context) > 0 && t.Context[0] != '{' {
 		t.Context = nil
 	}
@@ -209,6 +228,10 @@ func (t *Trigger) validate(subSource, subAction string, limits Limits) error {
 		return invalid("source %q must be one of inbox, bot, test", t.Source)
 	case t.TokenID != "" && !ValidID(t.TokenID):
 		return invalid("token_id %q must match ^[A-Za-z0-9_-]{1,128}$", t.TokenID)
+	case t.EndUser != nil && t.EndUser.ID == "":
+		return invalid("missing field end_user.id")
+	case t.EndUser != nil && !ValidID(t.EndUser.ID):
+		return invalid("end_user.id %q must match ^[A-Za-z0-9_-]{1,128}$", t.EndUser.ID)
 	}
 	if len(t.Context) > 0 && string(t.Context) != "null" && t.Context[0] != '{' {
 		return invalid("context must be a JSON object")

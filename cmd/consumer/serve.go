@@ -112,7 +112,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app),
 	client := policy.Client(cfg.Workers)
 	store := auth.NewStore(res.Tokens, sealer)
 	fetcher := auth.NewFetcher(auth.WithHTTPClient(client))
-	mgr := auth.NewManager(res.Fetched, fetcher, auth.WithSealer(sealer))
+	mgr := auth.NewManager(res.Fetched, fetcher, auth.WithSealer(sealer), auth.WithConnections(res.Connections, 0))
 
 	pub := events.NewPublisher(c.js, events.NewSubjects(cfg.Prefix))
 	br, err := breaker.New(res.Breakers, s.breakerSettings(),
@@ -133,8 +133,33 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app),
 		return err
 	}
 	registerCollectors(reg, svc, br)
-	adm := admin.New(cfg.Prefix, store, mgr, fetcher, br, log,
-		admin.WithLogStream(c.js, cfg.LogStream), admin.WithDeadLetters(newDeadLetters(c.js, cfg)))
+	admOpts := []admin.Option{admin.WithLogStream(c.js, cfg.LogStream), admin.WithDeadLetters(newDeadLetters(c.js, cfg)),
+		admin.OnConnectionDeleted(func(tokenID, endUserID string, d auth.ConnectionDeleted) {
+			details := map[string]any{"revoked": d.Revoked}
+			if d.RevokeError != "" {
+				details["revoke_error"] = d.RevokeError
+			}
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := consumer.ConnectionDeletedLog(dctx, pub, time.Now, tokenID, endUserID, details); err != nil {
+				log.Warn("publish connection_deleted", "token_id", tokenID, "err", err)
+			}
+		})}
+	var connector *auth.Connector
+	if s.PublicURL != "" {
+		if s.HTTPAddr == "" {
+			return fmt.Errorf("ACTIONS_PUBLIC_URL is set but ACTIONS_HTTP_ADDR is empty: connect links and the OAuth callback are served by the HTTP server")
+		}
+		connector, err = auth.NewConnector(store, mgr, res.ConnectStates, auth.ConnectConfig{PublicURL: s.PublicURL, TTL: s.ConnectTTL})
+		if err != nil {
+			return fmt.Errorf("ACTIONS_PUBLIC_URL: %w", err)
+		}
+		connector.OnConnected(consumer.ConnectionLog(pub, log, time.Now))
+		mgr.SetConnector(connector)
+		admOpts = append(admOpts, admin.WithConnector(connector))
+		log.Info("connect links enabled", "public_url", s.PublicURL, "redirect_uri", connector.RedirectURI())
+	}
+	adm := admin.New(cfg.Prefix, store, mgr, fetcher, br, log, admOpts...)
 	if s.TokensFile != "" {
 		if err := importTokens(ctx, s.TokensFile, adm, log); err != nil {
 			return err
@@ -154,6 +179,15 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app),
 		}
 		ui = web.Register
 		log.Info("web admin UI enabled", "path", "/ui/")
+	}
+	if connector != nil {
+		withUI := ui
+		ui = func(mux *http.ServeMux) {
+			if withUI != nil {
+				withUI(mux)
+			}
+			webui.RegisterConnect(mux, connector, log)
+		}
 	}
 	httpAddr := ""
 	if s.HTTPAddr != "" {

@@ -100,6 +100,9 @@ func loadSettings(getenv func(string) string) (*settings, error) {
 	if s.GCPercent < 50 {
 		return nil, fmt.Errorf("settings: ACTIONS_GC_PERCENT is %d; use 50 or more (GOGC, when set, overrides it, off included)", s.GCPercent)
 	}
+	if s.ConnectTTL < time.Minute || s.ConnectTTL > consumer.MaxConnectTTL {
+		return nil, fmt.Errorf("settings: ACTIONS_CONNECT_TTL is %s; use 1m to %s", s.ConnectTTL, consumer.MaxConnectTTL)
+	}
 	if err := consumer.ValidatePrefix(s.Prefix); err != nil {
 		return nil, fmt.Errorf("settings: ACTIONS_PREFIX: %w", err)
 	}
