@@ -45,8 +45,8 @@ type OAuth2 struct {
 	// AuthorizeParams are extra parameters of the authorization request
 	// of the browser connect flow ({"access_type": "offline"}).
 	AuthorizeParams map[string]string `json:"authorize_params,omitempty"`
-	PerEndUser   bool   `json:"per_end_user,omitempty"`
-	RevokeURL    string `json:"revoke_url,omitempty"`
+	PerEndUser      bool              `json:"per_end_user,omitempty"`
+	RevokeURL       string            `json:"revoke_url,omitempty"`
 	// ExpiredStatuses are the action's statuses that mean "token expired":
 	// the token is refreshed and the call retried once. Default [401].
 	ExpiredStatuses []int `json:"expired_statuses,omitempty"`
