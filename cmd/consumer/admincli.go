@@ -154,7 +154,7 @@ func (a *adminCommand) request(ctx context.Context, body any, stdout, stderr io.
 
 func runTokens(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var file *string
-	a, err := parseAdminCommand("tokens", "usage: consumer tokens test|save -f FILE | get ID | list | delete ID | forget ID | usage ID   [-o json]", args, getenv, stderr,
+	a, err := parseAdminCommand("tokens", "usage: consumer tokens test|save -f FILE | get ID | list | delete ID | forget ID | usage ID | connect ID   [-o json]", args, getenv, stderr,
 		func(fs *flag.FlagSet) { file = fs.String("f", "", "token JSON file (- for stdin)") })
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 			return a.saveEach(ctx, *file, list, stdout, stderr)
 		}
 		body = data
-	case "get", "delete", "forget", "usage":
+	case "get", "delete", "forget", "usage", "connect":
 		if err := a.args(1, "one token id"); err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	default:
-		return fmt.Errorf("tokens: unknown command %q (test, save, get, list, delete, forget, usage)", a.verb)
+		return fmt.Errorf("tokens: unknown command %q (test, save, get, list, delete, forget, usage, connect)", a.verb)
 	}
 	reply, done, err := a.request(ctx, body, stdout, stderr)
 	if done {
@@ -219,6 +219,11 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 		var u admin.Usage
 		_ = json.Unmarshal(reply, &u)
 		printUsage(stdout, &u)
+	case "connect":
+		var c admin.ConnectReply
+		_ = json.Unmarshal(reply, &c)
+		fmt.Fprintf(stdout, "open this link in a browser and log in at the provider to connect token %s\n(single use, valid for %s):\n\n  %s\n",
+			a.fs.Arg(0), time.Duration(c.ExpiresInS)*time.Second, c.AuthorizationURL)
 	case "get":
 		var v admin.TokenView
 		if json.Unmarshal(reply, &v) == nil && v.Token != nil {
@@ -422,4 +427,92 @@ func runLimits(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.ActionID, show(l.Rate), show(float64(l.Burst)), show(float64(l.MaxConcurrent)), l.UpdatedAt)
 	}
 	return tw.Flush()
+}
+
+// runConnections lists and deletes the connections of authorization_code
+// tokens: the end users' of a per_end_user token, or a workspace-wide
+// token's own.
+func runConnections(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var endUser *string
+	var limit *int
+	a, err := parseAdminCommand("connections", "usage: consumer connections list TOKEN_ID [-user END_USER_ID] [-limit N] | delete TOKEN_ID [END_USER_ID]   [-o json]",
+		args, getenv, stderr, func(fs *flag.FlagSet) {
+			endUser = fs.String("user", "", "list only this end user's connection")
+			limit = fs.Int("limit", 0, "how many to list (default 100, at most 1000)")
+		})
+	if err != nil {
+		return err
+	}
+	var body any
+	switch a.verb {
+	case "list":
+		if err := a.args(1, "one token id"); err != nil {
+			return err
+		}
+		body = admin.ListRequest{TokenID: a.fs.Arg(0), EndUserID: *endUser, Limit: *limit}
+	case "delete":
+		if *endUser != "" || *limit != 0 {
+			return errors.New("connections delete: -user and -limit are for list; give the end user id after the token id")
+		}
+		switch a.fs.NArg() {
+		case 1:
+			body = map[string]string{"token_id": a.fs.Arg(0)}
+		case 2:
+			body = map[string]string{"token_id": a.fs.Arg(0), "end_user_id": a.fs.Arg(1)}
+		default:
+			if err := a.args(2, "a token id and, for a per_end_user token, an end user id"); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("connections: unknown command %q (list, delete)", a.verb)
+	}
+	reply, done, err := a.request(ctx, body, stdout, stderr)
+	if done {
+		return err
+	}
+	if a.verb == "delete" {
+		var d admin.DeleteReply
+		_ = json.Unmarshal(reply, &d)
+		who := "the workspace"
+		if a.fs.NArg() == 2 {
+			who = "end user " + a.fs.Arg(1)
+		}
+		switch {
+		case d.Revoked:
+			fmt.Fprintf(stdout, "connection of token %s for %s revoked at the provider and deleted\n", a.fs.Arg(0), who)
+		case d.RevokeError != "":
+			fmt.Fprintf(stdout, "connection of token %s for %s deleted; revoking it at the provider failed: %s\n", a.fs.Arg(0), who, d.RevokeError)
+		default:
+			fmt.Fprintf(stdout, "connection of token %s for %s deleted (the token has no revoke_url)\n", a.fs.Arg(0), who)
+		}
+		return nil
+	}
+	var l admin.ConnectionList
+	_ = json.Unmarshal(reply, &l)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "END USER\tSTATUS\tSINCE\tACCESS TOKEN\tEXPIRES\tLAST ERROR")
+	for _, c := range l.Connections {
+		user, access, expires := c.EndUserID, "-", "-"
+		if user == "" {
+			user = "(workspace)"
+		}
+		if c.Fetched != nil {
+			access = c.Fetched.TokenPreview
+			if c.Fetched.ExpiresAt != "" {
+				expires = c.Fetched.ExpiresAt
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", user, c.Status, c.StatusChangedAt, access, expires, c.LastError)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	switch {
+	case len(l.Connections) == 0:
+		fmt.Fprintf(stdout, "token %s has no connections\n", a.fs.Arg(0))
+	case l.More:
+		fmt.Fprintf(stdout, "showing the first %d; use -user to find one, -limit for more\n", len(l.Connections))
+	}
+	return nil
 }

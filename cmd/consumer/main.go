@@ -40,6 +40,9 @@ const usage = `consumer: the Custom Actions engine
   consumer logs [-f] [-o text|json] [ACTION_ID]   print log events, -f to follow
   consumer tokens test|save -f FILE | get ID | list | delete ID   manage tokens (save -f of an array saves each)
   consumer tokens forget ID | usage ID   drop an HTTP token's fetched token; its newest uses in the logs
+  consumer tokens connect ID     a link that connects a workspace-wide authorization_code token in a browser
+  consumer connections list TOKEN_ID [-user ID] | delete TOKEN_ID [END_USER_ID]
+                                 end users' connections of a per_end_user token (delete revokes them)
   consumer breakers list | reset ACTION_ID                         see and reset circuit breakers
   consumer limits set ACTION_ID -rate N -burst N -max-concurrent N | get ACTION_ID | list | delete ACTION_ID
                                  an action's fleet-wide limits
@@ -69,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBreakers(ctx, args, getenv, stdout, stderr)
 	case "limits":
 		return runLimits(ctx, args, getenv, stdout, stderr)
+	case "connections":
+		return runConnections(ctx, args, getenv, stdout, stderr)
 	case "dead":
 		return runDead(ctx, args, getenv, stdout, stderr)
 	case "settings":

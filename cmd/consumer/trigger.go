@@ -40,6 +40,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	action := fs.String("action", "", "action id")
 	source := fs.String("source", "", "inbox, bot or test (default inbox)")
 	token := fs.String("token", "", "token id")
+	endUser := fs.String("user", "", "end user id (end_user.id: a per_end_user token calls as them)")
 	method := fs.String("method", "", "HTTP method (default GET, POST with -body)")
 	url := fs.String("url", "", "action URL")
 	body := fs.String("body", "", "request body")
@@ -73,6 +74,9 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	set(&t.ActionID, *action)
 	set(&t.Source, *source)
 	set(&t.TokenID, *token)
+	if *endUser != "" {
+		t.EndUser = &events.EndUser{ID: *endUser}
+	}
 	set(&t.Request.Method, *method)
 	set(&t.Request.URL, *url)
 	set(&t.Request.Body, *body)
