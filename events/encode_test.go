@@ -15,6 +15,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			Context: json.RawMessage("{ \"spaced\" : [1, 2] }")},
 		{TriggerID: "t", ActionID: "a", Source: "bot", Status: StatusFailed, HTTPStatus: 429, RetryAfterMS: 2000,
 			Error: &Error{Code: CodeRateLimited, Message: "wait"}, Context: json.RawMessage(`{"c":1}`)},
+		{TriggerID: "t", ActionID: "a", Source: "bot", Status: StatusAuthorizationRequired, EndUserID: "contact_1",
+			AuthorizationURL: "https://actions.example.com/connect/ABC&<x>", Error: &Error{Code: CodeAuthorizationRequired, Message: "connect"}},
 	}
 	for _, r := range results {
 		want, err := json.Marshal(r)

@@ -32,6 +32,10 @@ var fastSeeds = []string{
 	`{"request":{"headers":{"A":"1","B":"2","C":"3"}}}`, `{"request":{"headers":{"A":"1","B":"2","C":"3","D":"4"}}}`,
 	`{"request":{"headers":{"A":"1","A":"2","A":"3","A":"4"}}}`, `{"request":{"headers":{"A":"1","B":"2"}},"request":{"headers":{"C":"3","D":"4"}}}`,
 	`{"request":{"headers":{"A":"1","B":"2"},"headers":{"C":"3","D":"4"}}}`, `{"request":{"headers":{"A":"{:}","B":"\":"}}}`,
+	// end_user (contract §11): plain, repeated, merged, odd spellings.
+	`{"id":"e","end_user":{"id":"contact_1"}}`, `{"end_user":{"id":"a"},"end_user":{"x":1}}`, `{"end_user":{"id":"a","id":"b"}}`,
+	`{"end_user":null}`, `{"end_user":{}}`, `{"end_user":"a"}`, `{"End_User":{"id":"a"}}`, `{"end_user":{"ID":"a"}}`, `{"end_user":{"id":7}}`,
+	`{"end_user":{"id":"a","more":{"deep":[1,{"x":null}]}}}`,
 }
 
 func TestFastDecodeSeeds(t *testing.T) {

@@ -54,6 +54,37 @@ func TestDecodeLimits(t *testing.T) {
 	}
 }
 
+func TestDecodeEndUser(t *testing.T) {
+	s := NewSubjects("")
+	base := `{"id":"i","action_id":"a","source":"bot","request":{"method":"GET","url":"https://x.example"}`
+	tests := []struct{ body, wantUser, wantErr string }{
+		{base + `}`, "", ""},
+		{base + `,"end_user":{"id":"contact_123"}}`, "contact_123", ""},
+		{base + `,"end_user":null}`, "", ""},
+		{base + `,"end_user":{}}`, "", "missing field end_user.id"},
+		{base + `,"end_user":{"id":""}}`, "", "missing field end_user.id"},
+		{base + `,"end_user":{"id":"a.b"}}`, "", `end_user.id "a.b" must match`},
+		{base + `,"end_user":{"id":"` + strings.Repeat("u", 129) + `"}}`, "", "end_user.id"},
+		{base + `,"end_user":"contact"}`, "", "not a valid trigger"},
+	}
+	for _, tc := range tests {
+		tr, err := Decode(s, "actions.trigger.bot.a", []byte(tc.body), Limits{})
+		if tc.wantErr == "" {
+			if err != nil || tr.EndUserID() != tc.wantUser {
+				t.Errorf("%s: user %q err %v, want %q", tc.body, tr.EndUserID(), err, tc.wantUser)
+			}
+			continue
+		}
+		var inv *InvalidError
+		if !errors.As(err, &inv) || !strings.Contains(inv.Message, tc.wantErr) {
+			t.Errorf("%s: err = %v, want %q", tc.body, err, tc.wantErr)
+		}
+		if tr.EndUser != nil && !ValidID(tr.EndUser.ID) {
+			t.Errorf("%s: rejection keeps an invalid end user %q", tc.body, tr.EndUser.ID)
+		}
+	}
+}
+
 // FuzzDecode checks that decoding never panics, that every error is an
 // *InvalidError with a trigger that a rejection can be published for, and
 // that an accepted trigger keeps the contract's invariants. Its seed corpus
