@@ -94,7 +94,7 @@ func WithHolder(h string) ManagerOption { return func(m *Manager) { m.holder = h
 func WithSealer(s *Sealer) ManagerOption { return func(m *Manager) { m.sealer = s } }
 
 // WithConnections sets the bucket of end users' connections (contract
-// §11), and how many of them this Manager keeps in memory (0: 10,000).
+// §11), and how many of them this Manager keeps in memory (0: 2,000).
 func WithConnections(kv KV, cached int) ManagerOption {
 	return func(m *Manager) {
 		m.users = kv

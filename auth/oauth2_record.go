@@ -231,8 +231,8 @@ type oauthState struct {
 }
 
 // defaultUserCacheSize bounds the end users' connections a replica keeps
-// in memory (about 1 KB each).
-const defaultUserCacheSize = 10000
+// in memory (a few KB each, most of it the Redactor of its tokens).
+const defaultUserCacheSize = 2000
 
 func newOAuthState() *oauthState {
 	return &oauthState{conns: map[string]*oauthConn{}, users: map[string]*oauthConn{}, userCacheSize: defaultUserCacheSize}

@@ -59,8 +59,10 @@ type Redactor struct {
 	// bytes hash to h; head[h]-1 is the first entry of the list of the
 	// patterns whose first m bytes end with such two bytes.
 	maxShift uint8
-	less     [hashSize]uint8
-	head     [hashSize]int32
+	less     []uint8
+	head     []uint16
+	mask     int // len(less)-1: the tables grow with the patterns
+	fold     int // see blockHash
 	entries  []entry
 	// alpha holds the bytes that occur in some pattern: an escape that
 	// decodes to none of them cannot be part of a secret (unless it
@@ -69,12 +71,24 @@ type Redactor struct {
 	alpha [256]bool
 }
 
-const hashSize = 1 << 12
+// The hash tables have a slot per 8 pattern positions, at least 256 and at
+// most 4096: a Redactor is kept per token and per connection (there may be
+// a hundred thousand), and a few patterns need no 4096 slots to skip well.
+const (
+	minHashSize = 1 << 8
+	maxHashSize = 1 << 12
+)
 
-func blockHash(a, b byte) int { return (int(a)<<5 ^ int(b)) & (hashSize - 1) }
+// blockHash hashes two bytes into mask+1 slots (a power of two up to
+// 4096): the 13 bits of a<<5^b, shifted right by fold and folded onto
+// themselves (fold 13, for 4096 slots, leaves them as they are).
+func blockHash(a, b byte, mask, fold int) int {
+	h := int(a)<<5 ^ int(b)
+	return (h ^ h>>fold) & mask
+}
 
 // entry is a pattern in a list of head; next-1 is the next entry.
-type entry struct{ pat, next int32 }
+type entry struct{ pat, next uint16 }
 
 type pattern struct {
 	s    string
@@ -178,22 +192,35 @@ func NewRedactor(secrets ...string) *Redactor {
 		}
 	}
 	r.maxShift = uint8(min(r.m-1, 255))
+	size := minHashSize
+	for size < maxHashSize && size < 8*len(r.pats)*max(r.m-1, 1) {
+		size <<= 1
+	}
+	if len(r.pats)*4 >= 1<<16 {
+		// Entries are uint16: a token has at most a few hundred secrets
+		// (MaxAuthFields), each with at most 16 patterns.
+		panic("auth: too many secrets for one Redactor")
+	}
+	r.less, r.head, r.mask, r.fold = make([]uint8, size), make([]uint16, size), size-1, 8
+	if size == maxHashSize {
+		r.fold = 13
+	}
 	r.entries = make([]entry, 0, len(r.pats))
 	for i, p := range r.pats {
 		for j := 1; j < r.m; j++ {
 			shift := uint8(min(r.m-1-j, 255))
-			hs, n := blockHashes(p.s[j-1], p.s[j])
+			hs, n := blockHashes(p.s[j-1], p.s[j], r.mask, r.fold)
 			for _, h := range hs[:n] {
 				if r.maxShift-r.less[h] > shift {
 					r.less[h] = r.maxShift - shift
 				}
 			}
 		}
-		hs, n := blockHashes(p.s[r.m-2], p.s[r.m-1])
+		hs, n := blockHashes(p.s[r.m-2], p.s[r.m-1], r.mask, r.fold)
 		for k, h := range hs[:n] {
 			if !slices.Contains(hs[:k], h) {
-				r.entries = append(r.entries, entry{pat: int32(i), next: r.head[h]})
-				r.head[h] = int32(len(r.entries))
+				r.entries = append(r.entries, entry{pat: uint16(i), next: r.head[h]})
+				r.head[h] = uint16(len(r.entries))
 			}
 		}
 	}
@@ -202,9 +229,9 @@ func NewRedactor(secrets ...string) *Redactor {
 
 // blockHashes returns the hashes of the two bytes a, b as a text may write
 // them: a space also as "+".
-func blockHashes(a, b byte) (hs [4]int, n int) {
+func blockHashes(a, b byte, mask, fold int) (hs [4]int, n int) {
 	if a != ' ' && b != ' ' {
-		hs[0] = blockHash(a, b)
+		hs[0] = blockHash(a, b, mask, fold)
 		return hs, 1
 	}
 	as, bs := []byte{a, '+'}[:1], []byte{b, '+'}[:1]
@@ -216,7 +243,7 @@ func blockHashes(a, b byte) (hs [4]int, n int) {
 	}
 	for _, x := range as {
 		for _, y := range bs {
-			hs[n] = blockHash(x, y)
+			hs[n] = blockHash(x, y, mask, fold)
 			n++
 		}
 	}
@@ -323,10 +350,10 @@ func (r *Redactor) find(text string) []span {
 // scan appends the occurrences of every pattern in text, as spans of the
 // original text (v maps text to it; nil when text is the original).
 func (r *Redactor) scan(text string, v *view, spans []span) []span {
-	m := r.m
+	m, mask, fold, less := r.m, r.mask, r.fold, r.less
 	for i := m - 1; i < len(text); {
-		h := blockHash(text[i-1], text[i])
-		if s := r.maxShift - r.less[h]; s > 0 {
+		h := blockHash(text[i-1], text[i], mask, fold)
+		if s := r.maxShift - less[h]; s > 0 {
 			i += int(s)
 			continue
 		}

@@ -221,3 +221,41 @@ func BenchmarkRedactor(b *testing.B) {
 		}
 	})
 }
+
+// TestRedactorTablesGrowWithPatterns: a Redactor of a short token has small
+// tables (a replica keeps one per token and per end user's connection),
+// and still finds its secrets; many long secrets get the full tables.
+func TestRedactorTablesGrowWithPatterns(t *testing.T) {
+	small := NewRedactor("short-token-1")
+	if len(small.less) >= maxHashSize || len(small.head) != len(small.less) {
+		t.Errorf("a one-secret Redactor has %d slots", len(small.less))
+	}
+	if got := small.String("x short-token-1 y"); strings.Contains(got, "short-token-1") {
+		t.Errorf("small Redactor missed its secret: %q", got)
+	}
+	var many []string
+	for i := range 40 {
+		many = append(many, fmt.Sprintf("secret-number-%02d-abcdefghijklmnop", i))
+	}
+	big := NewRedactor(many...)
+	if len(big.less) != maxHashSize {
+		t.Errorf("a 40-secret Redactor has %d slots, want %d", len(big.less), maxHashSize)
+	}
+	for _, s := range many {
+		if got := big.String("<" + s + ">"); strings.Contains(got, s) {
+			t.Fatalf("big Redactor missed %q: %q", s, got)
+		}
+	}
+}
+
+func TestHTTPTokenFieldsAreBounded(t *testing.T) {
+	tok := &Token{ID: "h", Type: TypeHTTP, Header: "Authorization", TokenPath: "access_token",
+		Request: &AuthRequest{Method: "POST", URL: "https://auth.example.com/token", Params: map[string]Secret{}}}
+	for i := range MaxAuthFields + 1 {
+		tok.Request.Params[fmt.Sprintf("p%d", i)] = "v"
+	}
+	tok.Normalize()
+	if err := tok.Validate(); err == nil || !strings.Contains(err.Error(), "at most 64") {
+		t.Fatalf("65 params: %v", err)
+	}
+}

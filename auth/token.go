@@ -154,6 +154,10 @@ func (t *Token) Validate() error {
 	}
 }
 
+// MaxAuthFields bounds the headers and the params of an HTTP token's auth
+// request (each may be a secret that every Redactor of the token looks for).
+const MaxAuthFields = 64
+
 func (t *Token) validateHTTP() error {
 	r := t.Request
 	if r == nil {
@@ -170,6 +174,9 @@ func (t *Token) validateHTTP() error {
 	}
 	if _, err := events.ParseHTTPURL(r.URL); err != nil {
 		return invalidf("request.url %v", err)
+	}
+	if len(r.Headers) > MaxAuthFields || len(r.Params) > MaxAuthFields {
+		return invalidf("request: %d headers and %d params; at most %d of each", len(r.Headers), len(r.Params), MaxAuthFields)
 	}
 	for name, v := range r.Headers {
 		if !events.ValidHeaderName(name) {
