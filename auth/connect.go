@@ -89,6 +89,10 @@ type connectState struct {
 	ExpiresAt int64  `json:"expires_at_ms"`
 	// UsedAt is set by the one callback that consumed the state.
 	UsedAt int64 `json:"used_at_ms,omitempty"`
+	// RedirectURI is the callback of the replica that made the link: the
+	// authorization request and the code exchange must name the same one
+	// (RFC 6749 §4.1.3), whichever replica serves them.
+	RedirectURI string `json:"redirect_uri"`
 }
 
 // ConnectConfig configures a Connector.
@@ -177,7 +181,7 @@ func (c *Connector) Link(ctx context.Context, req ConnectRequest) (string, error
 	}
 	now := c.now()
 	data, err := json.Marshal(connectState{TokenID: req.TokenID, EndUserID: req.EndUserID, TriggerID: req.TriggerID,
-		ActionID: req.ActionID, Verifier: verifier, CreatedAt: now.UnixMilli(), ExpiresAt: now.Add(c.ttl).UnixMilli()})
+		ActionID: req.ActionID, Verifier: verifier, CreatedAt: now.UnixMilli(), ExpiresAt: now.Add(c.ttl).UnixMilli(), RedirectURI: c.RedirectURI()})
 	if err != nil {
 		return "", err
 	}
@@ -263,7 +267,7 @@ func (c *Connector) AuthorizeURL(ctx context.Context, state string) (string, err
 	for k, v := range tok.OAuth2.AuthorizeParams {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
 	}
-	return tok.OAuth2.config(c.RedirectURI()).AuthCodeURL(state, opts...), nil
+	return tok.OAuth2.config(st.RedirectURI).AuthCodeURL(state, opts...), nil
 }
 
 // Complete runs the callback: q is its query (state, and code or error).
@@ -308,7 +312,7 @@ func (c *Connector) Complete(ctx context.Context, q url.Values) (Connected, erro
 	if err != nil {
 		return Connected{}, &ConnectError{Kind: ConnectUnavailable, Message: "This link cannot be read by this service. Ask for a new one.", Err: err}
 	}
-	g := c.mgr.exchangeCode(ctx, tok, Secret(code), Secret(verifier), c.RedirectURI())
+	g := c.mgr.exchangeCode(ctx, tok, Secret(code), Secret(verifier), st.RedirectURI)
 	if g.outcome != granted {
 		return Connected{}, &ConnectError{Kind: ConnectExchangeFailed, Message: "The provider refused to complete the connection. Ask for a new link.", Err: g.err}
 	}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -47,9 +48,13 @@ func (c *stepClock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newConnectEnv(t *testing.T) *connectEnv {
+func newConnectEnv(t *testing.T, opts ...oauthtest.Options) *connectEnv {
 	t.Helper()
-	e := &connectEnv{oauthEnv: newOAuthEnv(t), srv: oauthtest.New(t, oauthtest.Options{}), clock: &stepClock{}}
+	o := oauthtest.Options{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	e := &connectEnv{oauthEnv: newOAuthEnv(t), srv: oauthtest.New(t, o), clock: &stepClock{}}
 	js := e.js
 	for _, b := range []struct {
 		dst  *jetstream.KeyValue
@@ -393,5 +398,55 @@ func TestConnectRevokedConnectionAsksAgain(t *testing.T) {
 	e.mustAuthorize(t, r1, "u1")
 	if n, err := r1.mgr.DeleteConnections(t.Context(), "crm"); err != nil || n != 0 {
 		t.Fatalf("delete all: %d %v", n, err)
+	}
+}
+
+// TestConnectUserRefreshIsFencedAcrossReplicas: an end user's connection
+// rotates like a workspace one: with 2 s access tokens, three replicas
+// calling for two users at once refresh each rotation once, and no refresh
+// token reaches the provider twice.
+func TestConnectUserRefreshIsFencedAcrossReplicas(t *testing.T) {
+	e := newConnectEnv(t, oauthtest.Options{AccessTokenLifespan: 2 * time.Second})
+	reps := []*connReplica{e.replica(t, "r1"), e.replica(t, "r2"), e.replica(t, "r3")}
+	e.perUserToken(t, reps[0])
+	people := map[string]string{"u1": "alice", "u2": "bob"}
+	for user, person := range people {
+		back := e.srv.Login(t, e.mustAuthorize(t, reps[0], user), person, person+"-password")
+		if _, err := reps[1].conn.Complete(t.Context(), back.Query()); err != nil {
+			t.Fatalf("%v: %v", err, errors.Unwrap(err))
+		}
+	}
+	stop := time.Now().Add(5 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	for _, r := range reps {
+		for user, person := range people {
+			for range 4 {
+				wg.Go(func() {
+					for time.Now().Before(stop) {
+						sub, err := e.call(t, r, user)
+						if err != nil || sub != person {
+							mu.Lock()
+							failures = append(failures, fmt.Sprintf("%s on %s: %q %v", user, r.mgr.holder, sub, err))
+							mu.Unlock()
+							return
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d failed calls, first: %s", len(failures), failures[0])
+	}
+	t.Logf("refreshes %d, rotations %d, token requests %d", e.srv.RefreshCalls(), e.srv.Rotations(), e.srv.TokenCalls())
+	if e.srv.ReusedRefreshTokens() != 0 || e.srv.FamiliesRevoked() != 0 {
+		t.Fatalf("refresh tokens reused %d times, families revoked %d", e.srv.ReusedRefreshTokens(), e.srv.FamiliesRevoked())
+	}
+	if e.srv.RefreshCalls() < 2 || e.srv.RefreshCalls() != e.srv.Rotations() {
+		t.Fatalf("refreshes %d, rotations %d: want at least one per user, each answered with a rotation", e.srv.RefreshCalls(), e.srv.Rotations())
 	}
 }
