@@ -41,18 +41,31 @@ type Config struct {
 	Durable       string // "actions-consumer", or prefix-consumer
 
 	Replicas int // 1 (3 on a cluster)
-	Workers  int // 64 triggers at once per process
+	// ExpectedRate (triggers/s this process should sustain) and
+	// ExpectedLatency (the mean latency of the actions' APIs, their tail
+	// included) size Workers, ActionConcurrency and MaxAckPending when
+	// those are zero (see Size); both or neither.
+	ExpectedRate    float64
+	ExpectedLatency time.Duration
+	// Workers bounds the triggers executed at once per process: 1024, or
+	// Size(ExpectedRate, ExpectedLatency). A worker is a goroutine only
+	// while it executes a trigger: idle ones cost nothing.
+	Workers int
 	// ActionConcurrency bounds the triggers of one action executing at
-	// once in a process (a bulkhead): a quarter of Workers, at least 1.
-	// More wait parked, holding no worker.
+	// once in a process (a bulkhead): a quarter of Workers (half with an
+	// expected rate: one action alone can carry it), at least 1. More
+	// wait parked, holding no worker.
 	ActionConcurrency int
-	Prefetch          int           // 64 triggers pulled ahead of the workers; NoPrefetch (-1) for none
-	MaxAckPending     int           // 1024, across all replicas
-	AckWait           time.Duration // 30 s; long calls are kept alive with InProgress
-	MaxDeliver        int           // 5 deliveries before a trigger is dead-lettered
-	DefaultTimeout    time.Duration // 10 s per attempt when the trigger sets none
-	MaxTimeout        time.Duration // 60 s, the largest timeout_ms a trigger may ask for
-	ResponseBodyCap   int64         // 1 MiB of response body kept in a result
+	Prefetch          int // 64 triggers pulled ahead of the workers; NoPrefetch (-1) for none
+	// MaxAckPending bounds the triggers handed out and not yet acked,
+	// across all replicas (parked ones included): 4 x (Workers +
+	// Prefetch), room for four processes of this size.
+	MaxAckPending   int
+	AckWait         time.Duration // 30 s; long calls are kept alive with InProgress
+	MaxDeliver      int           // 5 deliveries before a trigger is dead-lettered
+	DefaultTimeout  time.Duration // 10 s per attempt when the trigger sets none
+	MaxTimeout      time.Duration // 60 s, the largest timeout_ms a trigger may ask for
+	ResponseBodyCap int64         // 1 MiB of response body kept in a result
 	// SlowCall is how long a live call may run before it counts against
 	// its action's breaker as a failure, while still in flight: 5 s.
 	SlowCall time.Duration
@@ -102,15 +115,20 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	defInt(&c.Replicas, 1)
-	defInt(&c.Workers, 64)
 	switch {
 	case c.Prefetch == 0:
 		c.Prefetch = 64
 	case c.Prefetch < 0:
 		c.Prefetch = 0
 	}
-	defInt(&c.ActionConcurrency, max(1, c.Workers/4))
-	defInt(&c.MaxAckPending, 1024)
+	share := 4 // of the workers one action may use
+	if c.ExpectedRate > 0 && c.ExpectedLatency > 0 {
+		defInt(&c.Workers, Size(c.ExpectedRate, c.ExpectedLatency, c.Prefetch).Workers)
+		share = 2
+	}
+	defInt(&c.Workers, DefaultWorkers)
+	defInt(&c.ActionConcurrency, max(1, c.Workers/share))
+	defInt(&c.MaxAckPending, 4*(c.Workers+c.Prefetch))
 	defInt(&c.MaxDeliver, 5)
 	defInt(&c.MaxTriggerBytes, 256<<10)
 	defInt(&c.MaxHeaders, 64)
@@ -167,6 +185,12 @@ func (c Config) Validate() error {
 	}
 	if c.DuplicateWindow < 2*c.AckWait {
 		errs = append(errs, fmt.Errorf("duplicate window %s must cover a redelivery: make it at least twice the ack wait %s", c.DuplicateWindow, c.AckWait))
+	}
+	if (c.ExpectedRate > 0) != (c.ExpectedLatency > 0) {
+		errs = append(errs, fmt.Errorf("expected rate %g/s and expected latency %s: give both (the workers are sized from their product) or neither", c.ExpectedRate, c.ExpectedLatency))
+	}
+	if c.ExpectedRate < 0 || c.ExpectedLatency < 0 {
+		errs = append(errs, fmt.Errorf("expected rate %g/s and expected latency %s must not be negative", c.ExpectedRate, c.ExpectedLatency))
 	}
 	if c.MaxAckPending < c.Workers {
 		errs = append(errs, fmt.Errorf("max ack pending %d is less than the workers %d", c.MaxAckPending, c.Workers))

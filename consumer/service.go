@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -118,7 +117,7 @@ func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*S
 	if s.client == nil {
 		s.client = netguard.Policy{}.Client(cfg.Workers)
 	}
-	guarded := *s.client
+	guarded := *smallBuffers(s.client)
 	guarded.CheckRedirect = guardRedirects(s.client.CheckRedirect)
 	s.client = &guarded
 	s.budget = newResponseBudget(cfg.ResponseMemory)
@@ -170,7 +169,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.mgr.Watch(ctx); err != nil {
 		return stoppedOr(ctx, err)
 	}
-	msgs, err := s.res.Triggers.Messages(jetstream.PullMaxMessages(s.cfg.Workers + s.cfg.Prefetch))
+	msgs, err := s.res.Triggers.Messages(jetstream.PullMaxMessages(s.cfg.pullBatch()))
 	if err != nil {
 		return stoppedOr(ctx, fmt.Errorf("pull triggers: %w", err))
 	}
@@ -192,26 +191,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 	var wg sync.WaitGroup
-	for w := range s.cfg.Workers {
-		wg.Go(func() {
-			// A context per worker: the per-trigger ones under it register
-			// with it, not all with one shared parent.
-			wctx, cancel := context.WithCancel(work)
-			defer cancel()
-			for {
-				msg, err := msgs.Next()
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					return
-				}
-				if err != nil {
-					s.log.Warn("pull triggers", "err", err)
-					continue
-				}
-				s.handle(wctx, w, msg)
-			}
-		})
-	}
-	s.log.Info("consuming triggers", "stream", s.cfg.TriggerStream, "durable", s.cfg.Durable, "workers", s.cfg.Workers)
+	wg.Go(func() { s.dispatch(work, msgs) })
+	s.log.Info("consuming triggers", "stream", s.cfg.TriggerStream, "durable", s.cfg.Durable, "workers", s.cfg.Workers,
+		"action_concurrency", s.cfg.ActionConcurrency, "prefetch", s.cfg.Prefetch, "max_ack_pending", s.cfg.MaxAckPending)
 	close(s.ready)
 
 	<-ctx.Done()

@@ -31,7 +31,7 @@ func TestCLIMessagesNameTheFileFieldOrSetting(t *testing.T) {
 		{"trigger file cut short", nil, []string{"trigger", "-f", broken},
 			[]string{broken, "is not valid JSON"}},
 		{"a number setting", []string{"ACTIONS_WORKERS", "many"}, []string{"tokens", "list"},
-			[]string{`ACTIONS_WORKERS="many"`, "not a whole number", "the default is 64"}},
+			[]string{`ACTIONS_WORKERS="many"`, "not a whole number", "the default is 1024"}},
 		{"a duration setting", []string{"ACTIONS_ACK_WAIT", "30"}, []string{"logs"},
 			[]string{`ACTIONS_ACK_WAIT="30"`, "a number needs its unit", "the default is 30s"}},
 		{"a setting without default", []string{"ACTIONS_ACTION_CONCURRENCY", "x"}, []string{"dead", "list"},
@@ -111,7 +111,7 @@ func TestSettingsPrintsEffectiveValuesMasked(t *testing.T) {
 	}
 	for name, want := range map[string][]string{
 		"VARIABLE":                    {"VALUE", "DEFAULT"},
-		"ACTIONS_WORKERS":             {" 8 ", " 64 "},
+		"ACTIONS_WORKERS":             {" 8 ", " 1024 "},
 		"ACTIONS_ACK_WAIT":            {"30s (default)"},
 		"NATS_PASSWORD":               {"**** (set)"},
 		"ACTIONS_ENCRYPTION_KEY":      {"**** (set)"},

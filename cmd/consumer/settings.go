@@ -30,10 +30,12 @@ type settings struct {
 	Prefix  string `envconfig:"ACTIONS_PREFIX" default:"actions" desc:"subject prefix"`
 
 	Replicas          int           `envconfig:"ACTIONS_REPLICAS" default:"1" desc:"replicas of streams and buckets (1 embedded, 3 on a cluster)"`
-	Workers           int           `envconfig:"ACTIONS_WORKERS" default:"64" desc:"triggers executed at once per process"`
-	ActionConcurrency int           `envconfig:"ACTIONS_ACTION_CONCURRENCY" desc:"triggers of one action executed at once per process (a bulkhead; more wait parked, holding no worker and not redelivered); empty is a quarter of ACTIONS_WORKERS"`
-	Prefetch          int           `envconfig:"ACTIONS_PREFETCH" default:"64" desc:"triggers pulled ahead of the workers (bigger pull batches; keep Workers+Prefetch small enough to start within AckWait)"`
-	MaxAckPending     int           `envconfig:"ACTIONS_MAX_ACK_PENDING" default:"1024" desc:"triggers handed out and not yet acked, across all replicas"`
+	ExpectedRate      float64       `envconfig:"ACTIONS_EXPECTED_RATE" desc:"triggers/s this process should sustain; with ACTIONS_EXPECTED_LATENCY it sizes the settings left empty: ACTIONS_WORKERS = 2 x rate x latency (in steps of 64, at least 64), ACTIONS_ACTION_CONCURRENCY = half of it, ACTIONS_MAX_ACK_PENDING = 4 x (workers + prefetch) (CAPACITY.md, Sizing)"`
+	ExpectedLatency   time.Duration `envconfig:"ACTIONS_EXPECTED_LATENCY" desc:"mean latency of the actions' APIs, tail included (e.g. 250ms for 200 ms with 5 % at 1-2 s); set with ACTIONS_EXPECTED_RATE"`
+	Workers           int           `envconfig:"ACTIONS_WORKERS" default:"1024" desc:"triggers executed at once per process (a goroutine and an API connection each while in use; idle ones cost nothing); when empty and ACTIONS_EXPECTED_RATE is set, 2 x rate x latency"`
+	ActionConcurrency int           `envconfig:"ACTIONS_ACTION_CONCURRENCY" desc:"triggers of one action executed at once per process (a bulkhead; more wait parked, holding no worker and not redelivered); empty is a quarter of ACTIONS_WORKERS, or half with ACTIONS_EXPECTED_RATE"`
+	Prefetch          int           `envconfig:"ACTIONS_PREFETCH" default:"64" desc:"triggers pulled ahead of the workers (a pull asks for the prefetch plus up to 256 free workers; buffered triggers get no InProgress, keep it small enough that they start within AckWait); 0 is none"`
+	MaxAckPending     int           `envconfig:"ACTIONS_MAX_ACK_PENDING" desc:"triggers handed out and not yet acked, across all replicas (parked ones included), at least ACTIONS_WORKERS; empty is 4 x (workers + prefetch): room for four processes of this size"`
 	AckWait           time.Duration `envconfig:"ACTIONS_ACK_WAIT" default:"30s" desc:"redelivery after a replica goes silent (triggers being executed are kept alive)"`
 	MaxDeliver        int           `envconfig:"ACTIONS_MAX_DELIVER" default:"5" desc:"deliveries of a trigger before it is dead-lettered"`
 	DefaultTimeout    time.Duration `envconfig:"ACTIONS_DEFAULT_TIMEOUT" default:"10s" desc:"per-attempt timeout when the trigger sets none"`
@@ -97,6 +99,9 @@ func loadSettings(getenv func(string) string) (*settings, error) {
 			return nil, fmt.Errorf("settings: %s=%q: %w (leave it empty for the default; consumer settings lists every setting)", name, raw, err)
 		}
 	}
+	if s.ExpectedRate > 0 && getenv("ACTIONS_WORKERS") == "" {
+		s.Workers = 0 // sized from the expected load (consumer.Size)
+	}
 	if s.GCPercent < 50 {
 		return nil, fmt.Errorf("settings: ACTIONS_GC_PERCENT is %d; use 50 or more (GOGC, when set, overrides it, off included)", s.GCPercent)
 	}
@@ -157,7 +162,7 @@ func (s *settings) consumerConfig() consumer.Config {
 		prefetch = consumer.NoPrefetch // ACTIONS_PREFETCH=0 means none, not the default
 	}
 	return consumer.Config{
-		Prefix: s.Prefix, Replicas: s.Replicas, Workers: s.Workers, ActionConcurrency: s.ActionConcurrency, SlowCall: s.BreakerSlowCall, MaxRetryAfter: s.MaxRetryAfter, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
+		Prefix: s.Prefix, Replicas: s.Replicas, ExpectedRate: s.ExpectedRate, ExpectedLatency: s.ExpectedLatency, Workers: s.Workers, ActionConcurrency: s.ActionConcurrency, SlowCall: s.BreakerSlowCall, MaxRetryAfter: s.MaxRetryAfter, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
 		AckWait: s.AckWait, MaxDeliver: s.MaxDeliver, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
 		ResponseBodyCap: s.ResponseBodyCap, ResponseMemory: s.ResponseMemory, ResultRetry: s.ResultRetry, MaxTriggerBytes: s.MaxTriggerBytes, ShutdownTimeout: s.ShutdownTimeout,
 		RetentionMaxAge: s.RetentionMaxAge, DuplicateWindow: s.DuplicateWindow,

@@ -51,3 +51,37 @@ func TestLoadSettingsFromTheGivenEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsSizedFromTheExpectedLoad: ACTIONS_EXPECTED_RATE and
+// ACTIONS_EXPECTED_LATENCY size the capacity settings left empty
+// (consumer.Size); a setting that is set is kept.
+func TestSettingsSizedFromTheExpectedLoad(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                                   string
+		env                                    []string
+		workers, actionConcurrency, maxPending int
+	}{
+		{"defaults", nil, 1024, 256, 4 * (1024 + 64)},
+		{"8000/s at 265 ms", []string{"ACTIONS_EXPECTED_RATE", "8000", "ACTIONS_EXPECTED_LATENCY", "265ms"}, 4288, 2144, 4 * (4288 + 64)},
+		{"workers set", []string{"ACTIONS_EXPECTED_RATE", "8000", "ACTIONS_EXPECTED_LATENCY", "265ms", "ACTIONS_WORKERS", "100"}, 100, 50, 4 * (100 + 64)},
+		{"all set", []string{"ACTIONS_EXPECTED_RATE", "8000", "ACTIONS_EXPECTED_LATENCY", "265ms", "ACTIONS_WORKERS", "100",
+			"ACTIONS_ACTION_CONCURRENCY", "7", "ACTIONS_MAX_ACK_PENDING", "300"}, 100, 7, 300},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := loadSettings(newEnv(tc.env...).getenv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := s.consumerConfig()
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Workers != tc.workers || cfg.ActionConcurrency != tc.actionConcurrency || cfg.MaxAckPending != tc.maxPending {
+				t.Errorf("workers %d, action concurrency %d, max ack pending %d; want %d, %d, %d",
+					cfg.Workers, cfg.ActionConcurrency, cfg.MaxAckPending, tc.workers, tc.actionConcurrency, tc.maxPending)
+			}
+		})
+	}
+}
