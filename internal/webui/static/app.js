@@ -103,6 +103,9 @@ async function loadTokens() {
       el('td', {class: 'actions'}, el('button', {class: 'small edit', onclick: () => editToken(t.id)}, 'Edit'), ' ',
         t.type === 'http' ? el('button', {class: 'small refresh', title: 'Drop the fetched token: the next call fetches a new one',
           onclick: () => forgetToken(t.id)}, 'Refresh') : '', t.type === 'http' ? ' ' : '',
+        isCode(t) && !t.oauth2.per_end_user ? el('button', {class: 'small connect', title: 'Make a single-use link that connects the token',
+          onclick: () => showConnect(t)}, 'Connect') : '', isCode(t) && !t.oauth2.per_end_user ? ' ' : '',
+        isCode(t) ? el('button', {class: 'small connections', onclick: () => showConnections(t)}, 'Connections') : '', isCode(t) ? ' ' : '',
         el('button', {class: 'small link used-by', onclick: () => showUsage(t.id)}, 'Used by'), ' ',
         el('button', {class: 'small delete danger', onclick: (ev) => confirmDelete(ev.target.closest('td'), t.id)}, 'Delete'))));
   }
@@ -141,10 +144,137 @@ async function showUsage(id) {
 $('#usage-close').addEventListener('click', () => { $('#usage-panel').hidden = true; });
 
 const typeNames = {text: 'Text', http: 'HTTP Request', oauth2: 'OAuth 2.0'};
+// isCode: an oauth2 token connected through the browser (grant
+// authorization_code), workspace-wide or per end user.
+const isCode = (t) => t.type === 'oauth2' && t.oauth2 && t.oauth2.grant === 'authorization_code';
+
+// ---- Connect (a workspace-wide authorization_code token) ----
+// tokens.connect makes a single-use link; the admin opens it in another
+// tab and signs in at the provider. The panel follows the token's health
+// (not connected, then ok) until the link expires or the panel closes.
+let connectFor = null; // the token id of the panel
+let connectTimer = 0;
+function stopConnectPoll() { clearTimeout(connectTimer); connectTimer = 0; }
+async function showConnect(t) {
+  stopConnectPoll();
+  connectFor = t.id;
+  $('#connections-panel').hidden = true;
+  $('#connect-panel').hidden = false; $('#connect-token').textContent = t.name || t.id;
+  $('#connect-health').replaceChildren(healthBadge(t));
+  await newConnectLink();
+  $('#connect-panel').scrollIntoView({block: 'nearest'});
+}
+async function newConnectLink() {
+  const id = connectFor;
+  $('#connect-error').textContent = ''; $('#connect-link-row').hidden = true; $('#connect-done').hidden = true;
+  let r;
+  try { r = await admin('tokens.connect', {id}); } catch (e) { if (connectFor === id) $('#connect-error').textContent = e.message; return; }
+  if (connectFor !== id) return;
+  const until = Date.now() + r.expires_in_s * 1000;
+  // Connected means a new connection: ok with another fetch than now (a
+  // token connected before reconnects over its old connection).
+  let since = '';
+  try { const t = await admin('tokens.get', {id}); since = (t.fetched && t.fetched.fetched_at) || ''; } catch {}
+  if (connectFor !== id) return;
+  $('#connect-link').href = r.authorization_url;
+  $('#connect-expiry').replaceChildren(timeEl(until));
+  $('#connect-link-row').hidden = false;
+  stopConnectPoll();
+  pollConnect(id, until, since);
+}
+// pollConnect re-reads the token's health every few seconds while its
+// link is valid: connecting happens in another tab.
+function pollConnect(id, until, since) {
+  connectTimer = setTimeout(async () => {
+    if (connectFor !== id || $('#connect-panel').hidden || $('#tokens-page').hidden) return;
+    let t;
+    try { t = await admin('tokens.get', {id}); } catch (e) { $('#connect-error').textContent = e.message; }
+    if (connectFor !== id) return;
+    if (t) {
+      $('#connect-health').replaceChildren(healthBadge(t));
+      if (t.status === 'ok' && ((t.fetched && t.fetched.fetched_at) || '') !== since) {
+        $('#connect-link-row').hidden = true; $('#connect-done').hidden = false; // the link is spent
+        loadTokens();
+        return;
+      }
+    }
+    if (Date.now() < until) pollConnect(id, until, since);
+    else { $('#connect-link-row').hidden = true; $('#connect-error').textContent = 'The link has expired: make a new one.'; }
+  }, 3000);
+}
+$('#connect-new').addEventListener('click', () => newConnectLink());
+$('#connect-close').addEventListener('click', () => { stopConnectPoll(); connectFor = null; $('#connect-panel').hidden = true; });
+
+// ---- Connections (connections.list, connections.delete) ----
+// A per_end_user token has one connection per end user; a workspace-wide
+// one has its own (end user ""). Secrets come masked.
+let connectionsOf = null; // the token shown
+async function showConnections(t) {
+  stopConnectPoll(); connectFor = null; $('#connect-panel').hidden = true;
+  connectionsOf = t;
+  $('#connections-panel').hidden = false; $('#connections-token').textContent = t.name || t.id;
+  $('#connections-status').textContent = '';
+  const perUser = !!t.oauth2.per_end_user;
+  $('#connections-filter').hidden = !perUser; $('#c-end-user').value = '';
+  $('#connections-hint').textContent = perUser ?
+    'Each end user connects their own account through the link in the result of their trigger.' :
+    'The workspace connection: Connect makes a link for an admin to open.';
+  await loadConnections();
+  $('#connections-panel').scrollIntoView({block: 'nearest'});
+}
+async function loadConnections() {
+  const t = connectionsOf;
+  if (!t) return;
+  const req = {token_id: t.id};
+  const user = $('#c-end-user').value.trim();
+  if (t.oauth2.per_end_user && user) req.end_user_id = user;
+  $('#connections-error').textContent = '';
+  let r;
+  try { r = await admin('connections.list', req); } catch (e) {
+    if (connectionsOf === t) { $('#connections-error').textContent = e.message; $('#connections-table tbody').replaceChildren(); }
+    return;
+  }
+  if (connectionsOf !== t) return; // another token was opened meanwhile
+  const list = r.connections || [];
+  $('#connections-table tbody').replaceChildren(...list.map((c) => connectionRow(t, c)));
+  $('#connections-empty').hidden = list.length > 0;
+  $('#connections-empty').textContent = req.end_user_id ? 'End user ' + req.end_user_id + ' has no connection.' :
+    t.oauth2.per_end_user ? 'No end user has connected yet.' : 'Not connected.';
+  $('#connections-more').hidden = !r.more;
+  $('#connections-more').textContent = 'Showing the first ' + list.length + ' connections: filter by end user id to find another.';
+}
+function connectionRow(t, c) {
+  const f = c.fetched || {};
+  const who = c.end_user_id || '(workspace)';
+  return el('tr', {'data-end-user': c.end_user_id || ''},
+    el('td', {class: 'id'}, who), el('td', {class: 'status'}, healthBadge({type: 'oauth2', ...c})),
+    el('td', {}, timeEl(c.status_changed_at)), el('td', {class: 'secret'}, f.token_preview || ''),
+    el('td', {class: 'secret'}, f.refresh_token_preview || ''), el('td', {class: 'last-error'}, c.last_error || ''),
+    el('td', {class: 'actions'}, el('button', {class: 'small delete danger', onclick: (ev) => confirmInRow(ev.target.closest('td'),
+      'Delete the connection of ' + who + '?' + (t.oauth2.revoke_url ? ' It is revoked at the provider too.' : '') +
+      (c.end_user_id ? ' Their next trigger asks them to connect again.' : ' Triggers using the token fail until it is connected again.'),
+      () => deleteConnection(t, c.end_user_id))}, 'Delete')));
+}
+async function deleteConnection(t, endUser) {
+  const req = {token_id: t.id};
+  if (endUser) req.end_user_id = endUser;
+  const r = await admin('connections.delete', req);
+  const who = endUser ? 'end user ' + endUser : 'the workspace';
+  const st = $('#connections-status');
+  if (r.revoked) { st.className = 'ok'; st.textContent = 'Connection of ' + who + ' deleted and revoked at the provider.'; }
+  else if (r.revoke_error) { st.className = 'error'; st.textContent = 'Connection of ' + who + ' deleted, but not revoked at the provider: ' + r.revoke_error; }
+  else { st.className = 'ok'; st.textContent = 'Connection of ' + who + ' deleted (the token has no revoke URL: not revoked at the provider).'; }
+  await loadConnections();
+  if (!endUser) loadTokens();
+}
+$('#connections-filter').addEventListener('submit', (ev) => { ev.preventDefault(); $('#connections-status').textContent = ''; loadConnections(); });
+$('#c-clear').addEventListener('click', () => { $('#c-end-user').value = ''; $('#connections-status').textContent = ''; loadConnections(); });
+$('#connections-close').addEventListener('click', () => { connectionsOf = null; $('#connections-panel').hidden = true; });
 
 // healthBadge shows the health of an oauth2 token; hovering it tells since
 // when and the last error.
 function healthBadge(t) {
+  if (t.oauth2 && t.oauth2.per_end_user) return el('span', {class: 'hint per-user'}, 'per end user');
   if (!t.status) return t.type === 'oauth2' ? 'not connected' : '';
   let title = 'since ' + (t.status_changed_at ? t.status_changed_at + ' (' + ago(t.status_changed_at) + ')' : '?');
   if (t.last_error) title += '\nlast error: ' + t.last_error;
@@ -176,6 +306,7 @@ function kvRead(container) {
 $('#add-header').addEventListener('click', () => kvRow($('#t-headers')));
 $('#add-param').addEventListener('click', () => kvRow($('#t-params')));
 $('#add-extra').addEventListener('click', () => kvRow($('#o-extra')));
+$('#add-authorize-param').addEventListener('click', () => kvRow($('#o-authorize-params')));
 
 // readOAuth2 reads the oauth2 object of the form; empty optional fields are
 // left out, and a refresh token only goes with a grant that uses one.
@@ -187,8 +318,15 @@ function readOAuth2() {
   if (scopes.length) o.scopes = scopes;
   const extra = kvRead($('#o-extra'));
   if (Object.keys(extra).length) o.extra_params = extra;
-  if (o.grant !== 'client_credentials' && $('#o-refresh-token').value.trim()) o.refresh_token = $('#o-refresh-token').value.trim();
-  if (o.grant === 'authorization_code' && $('#o-authorize-url').value.trim()) o.authorize_url = $('#o-authorize-url').value.trim();
+  const perUser = o.grant === 'authorization_code' && $('#o-per-end-user').checked;
+  // A per_end_user token has no refresh token of its own: end users connect.
+  if (o.grant !== 'client_credentials' && !perUser && $('#o-refresh-token').value.trim()) o.refresh_token = $('#o-refresh-token').value.trim();
+  if (o.grant === 'authorization_code') {
+    if ($('#o-authorize-url').value.trim()) o.authorize_url = $('#o-authorize-url').value.trim();
+    if (perUser) o.per_end_user = true;
+    const params = kvRead($('#o-authorize-params'));
+    if (Object.keys(params).length) o.authorize_params = params;
+  }
   if ($('#o-revoke-url').value.trim()) o.revoke_url = $('#o-revoke-url').value.trim();
   const statuses = $('#o-expired').value.split(/[\s,]+/).filter(Boolean).map(Number);
   if (statuses.length) o.expired_statuses = statuses;
@@ -233,15 +371,22 @@ $('#t-type').addEventListener('change', () => {
 const grantHints = {
   client_credentials: 'The test request fetches an access token; saving fetches one again and keeps it.',
   refresh_token: 'Paste a refresh token obtained elsewhere. The test only checks the settings (a refresh would spend the refresh token); saving spends it in one refresh and keeps the rotated one. Leave it empty on an edit to keep the connection.',
-  authorization_code: 'Until the browser connect flow exists, paste a refresh token; without one the token is saved "reauthorization required".',
+  authorization_code: 'Register ACTIONS_PUBLIC_URL/oauth/callback as a redirect URI at the provider. Save, then Connect in the token list gives a link to open (or paste a refresh token; without either the token is saved "not connected").',
+  per_end_user: 'Register ACTIONS_PUBLIC_URL/oauth/callback as a redirect URI at the provider. Each end user connects their own account: a trigger naming an end user without a connection gets status authorization_required and a link for them. Connections in the token list shows who is connected.',
 };
-$('#o-grant').addEventListener('change', () => {
-  const grant = $('#o-grant').value;
-  $('#o-refresh-row').hidden = grant === 'client_credentials';
-  $('#o-authorize-row').hidden = grant !== 'authorization_code';
-  $('#o-grant-hint').textContent = grantHints[grant] || '';
+// grantFields shows the fields of the chosen grant: a per_end_user token
+// takes no refresh token (its end users connect).
+function grantFields() {
+  const grant = $('#o-grant').value, code = grant === 'authorization_code';
+  const perUser = code && $('#o-per-end-user').checked;
+  $('#o-refresh-row').hidden = grant === 'client_credentials' || perUser;
+  $('#o-authorize-row').hidden = !code;
+  $('#o-code-fields').hidden = !code;
+  $('#o-grant-hint').textContent = grantHints[perUser ? 'per_end_user' : grant] || '';
   changed();
-});
+}
+$('#o-grant').addEventListener('change', grantFields);
+$('#o-per-end-user').addEventListener('change', grantFields);
 
 function openForm(title) {
   $('#token-form-title').textContent = title;
@@ -253,7 +398,7 @@ $('#new-token').addEventListener('click', () => {
   $('#token-form').reset(); $('#t-id').readOnly = false;
   secretFields = [];
   $('#t-headers').replaceChildren(); $('#t-params').replaceChildren(); kvRow($('#t-params'));
-  $('#o-extra').replaceChildren();
+  $('#o-extra').replaceChildren(); $('#o-authorize-params').replaceChildren();
   $('#t-type').dispatchEvent(new Event('change')); $('#o-grant').dispatchEvent(new Event('change'));
   openForm('New token'); changed();
   $('#token-form').scrollIntoView({block: 'start'}); $('#t-type').focus({preventScroll: true});
@@ -275,7 +420,7 @@ async function editToken(id) {
     for (const [k, v] of Object.entries(t.request.params || {})) kvRow($('#t-params'), k, v);
     $('#t-token-path').value = t.token_path || ''; $('#t-expires-path').value = t.expires_in_path || '';
   }
-  $('#o-extra').replaceChildren();
+  $('#o-extra').replaceChildren(); $('#o-authorize-params').replaceChildren();
   if (t.oauth2) {
     const o = t.oauth2;
     $('#o-grant').value = o.grant; $('#o-token-url').value = o.token_url || ''; $('#o-client-id').value = o.client_id || '';
@@ -286,6 +431,8 @@ async function editToken(id) {
     $('#o-refresh-token').placeholder = t.fetched && t.fetched.refresh_token_preview ?
       'connected (' + t.fetched.refresh_token_preview + '): leave empty to keep' : 'paste a refresh token';
     for (const [k, v] of Object.entries(o.extra_params || {})) kvRow($('#o-extra'), k, v);
+    for (const [k, v] of Object.entries(o.authorize_params || {})) kvRow($('#o-authorize-params'), k, v);
+    $('#o-per-end-user').checked = !!o.per_end_user;
   }
   $('#t-type').dispatchEvent(new Event('change')); $('#o-grant').dispatchEvent(new Event('change'));
   $('#token-form').scrollIntoView({block: 'start'}); $('#t-name').focus({preventScroll: true});
@@ -467,8 +614,9 @@ $('#logs-latest').addEventListener('click', () => loadLogs());
 async function showResult(action, id) {
   $('#result-panel').hidden = false; $('#rp-trigger').textContent = id; $('#rp-error').textContent = '';
   offerRerun(id);
-  for (const f of ['#rp-status', '#rp-code', '#rp-message', '#rp-http', '#rp-attempts', '#rp-refreshed', '#rp-finished', '#rp-json']) $(f).replaceChildren();
-  $('#rp-fields').hidden = true; $('#rp-response').hidden = true;
+  for (const f of ['#rp-status', '#rp-code', '#rp-message', '#rp-http', '#rp-attempts', '#rp-refreshed', '#rp-finished', '#rp-json',
+    '#rp-end-user', '#rp-link-sent']) $(f).replaceChildren();
+  $('#rp-fields').hidden = true; $('#rp-response').hidden = true; $('#rp-end-user-row').hidden = true; $('#rp-link-row').hidden = true;
   let r;
   try { r = await api('GET', 'result?' + new URLSearchParams({action, trigger_id: id})); }
   catch (e) { $('#rp-error').textContent = e.message; return; }
@@ -485,7 +633,17 @@ async function showResult(action, id) {
     try { body = JSON.stringify(JSON.parse(body), null, 2); } catch {}
     $('#rp-response-body').textContent = body + (r.response.truncated ? '\n… (truncated)' : '');
   }
-  $('#rp-json').textContent = JSON.stringify(r, null, 2);
+  // The connect link of an authorization_required result is a single-use
+  // capability of the end user: whoever opens it first connects their own
+  // account as them. It is for the bot to send, never shown here.
+  const shown = {...r};
+  if (shown.authorization_url) shown.authorization_url = '(single-use link for the end user, not shown)';
+  if (r.end_user_id) { $('#rp-end-user-row').hidden = false; $('#rp-end-user').textContent = r.end_user_id; }
+  if (r.status === 'authorization_required') {
+    $('#rp-link-row').hidden = false;
+    $('#rp-link-sent').textContent = 'link sent to end user ' + (r.end_user_id || '?') + ' (single use, not shown here)';
+  }
+  $('#rp-json').textContent = JSON.stringify(shown, null, 2);
   $('#rp-status').textContent = r.status || '?'; // last: tests wait for it
   $('#rp-fields').hidden = false;
   $('#result-panel').scrollIntoView({block: 'nearest'});
