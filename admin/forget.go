@@ -33,7 +33,11 @@ func (a *Service) ForgetToken(ctx context.Context, id string) (bool, error) {
 		return false, errorf(CodeBadRequest, "token %q is an oauth2 token: its access token cannot be dropped without discarding its refresh token; "+
 			"to get a new access token, save the token again (Edit, then Save: one token request, the connection is kept)", id)
 	}
-	had := a.mgr.Peek(id) != nil
+	f, err := a.mgr.Fetched(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	had := f != nil
 	if err := a.mgr.Forget(ctx, id); err != nil {
 		return false, err
 	}

@@ -280,7 +280,7 @@ func (a *Service) view(ctx context.Context, t *auth.Token) TokenView {
 		return v
 	}
 	if t.Type == auth.TypeHTTP && a.mgr != nil {
-		if f := a.mgr.Peek(t.ID); f != nil && f.ConfigHash == t.ConfigHash() {
+		if f, _ := a.mgr.Fetched(ctx, t.ID); f != nil && f.ConfigHash == t.ConfigHash() {
 			v.Fetched = &FetchedView{TokenPreview: auth.Mask(f.Token.Reveal()), FetchedAt: events.FormatTime(f.FetchedAt)}
 			if !f.ExpiresAt.IsZero() {
 				v.Fetched.ExpiresAt = events.FormatTime(f.ExpiresAt)

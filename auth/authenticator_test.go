@@ -250,14 +250,18 @@ func TestStampedeAcrossReplicas(t *testing.T) {
 	if _, err := replicas[0].Do(t.Context(), Ref{TokenID: "shop"}, p.call(&statuses)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
-		for _, a := range replicas {
-			if a.mgr.Peek("shop") == nil {
-				return false
-			}
+	// The other replicas use the shared token: read from KV on their first
+	// call, with no auth request.
+	fetches := p.authCalls.Load()
+	for _, a := range replicas[1:] {
+		out, err := a.Do(t.Context(), Ref{TokenID: "shop"}, p.call(&statuses))
+		if err != nil || out.Refreshed || a.mgr.Peek("shop") == nil {
+			t.Fatalf("first call on another replica: %+v %v", out, err)
 		}
-		return true
-	})
+	}
+	if p.authCalls.Load() != fetches {
+		t.Fatalf("the other replicas fetched the token again: %d auth requests", p.authCalls.Load()-fetches)
+	}
 
 	p.revoke()
 	before := p.authCalls.Load()

@@ -49,8 +49,8 @@ type Manager struct {
 	poll     time.Duration
 	flightTO time.Duration
 
-	mu      sync.RWMutex
-	current map[string]*Fetched
+	mu      sync.RWMutex // guards changed
+	current *kvCache[*Fetched]
 	changed chan struct{}
 	flights flights[*Fetched]
 
@@ -99,7 +99,7 @@ func WithConnections(kv KV, cached int) ManagerOption {
 	return func(m *Manager) {
 		m.users = kv
 		if cached > 0 {
-			m.oauth.userCacheSize = cached
+			m.oauth.users = newKVCache[*oauthConn](cached)
 		}
 	}
 }
@@ -108,7 +108,7 @@ func WithConnections(kv KV, cached int) ManagerOption {
 func NewManager(kv KV, fetcher *Fetcher, opts ...ManagerOption) *Manager {
 	m := &Manager{kv: kv, fetcher: fetcher, now: time.Now, holder: nuid.Next(),
 		leaseTTL: 15 * time.Second, margin: 30 * time.Second, poll: 20 * time.Millisecond, flightTO: 60 * time.Second,
-		current: map[string]*Fetched{}, changed: make(chan struct{}), oauth: newOAuthState()}
+		current: newKVCache[*Fetched](0), changed: make(chan struct{}), oauth: newOAuthState()}
 	for _, o := range opts {
 		o(m)
 	}
@@ -152,6 +152,14 @@ func (m *Manager) Current(ctx context.Context, tok *Token) (*Fetched, Outcome, e
 func (m *Manager) currentFor(ctx context.Context, tok *Token, bg func(Refresh)) (*Fetched, Outcome, error) {
 	hash := tok.ConfigHash()
 	f, _ := m.cached(tok.ID)
+	if f == nil {
+		// Not used lately by this replica: the shared record, when
+		// usable, is the current token (no refresh).
+		var err error
+		if f, _, err = m.readUsable(ctx, tok, hash, 0); err != nil {
+			return nil, Outcome{}, err
+		}
+	}
 	if m.usable(f, tok, hash, 0) {
 		if f.ExpiresWithin(m.now(), 2*m.marginFor(f)) {
 			m.refreshInBackground(tok, f.Revision, bg)
@@ -183,20 +191,28 @@ func (m *Manager) Refresh(ctx context.Context, tok *Token, failed *Fetched) (*Fe
 // Forget drops the fetched token of id, for example when its auth
 // configuration changed.
 func (m *Manager) Forget(ctx context.Context, id string) error {
-	m.mu.Lock()
-	delete(m.current, id)
-	m.mu.Unlock()
+	m.current.drop(id)
 	if err := m.kv.Delete(ctx, fetchedKeyPrefix+id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("forget fetched token %s: %w", id, err)
 	}
 	return nil
 }
 
-// Peek returns the most recently fetched token of id known to this replica,
-// or nil.
+// Peek returns the most recently fetched token of id held in this
+// replica's memory, or nil.
 func (m *Manager) Peek(id string) *Fetched {
 	f, _ := m.cached(id)
 	return f
+}
+
+// Fetched returns the most recently fetched token of id: the one in
+// memory, else the shared record in KV; nil when there is none.
+func (m *Manager) Fetched(ctx context.Context, id string) (*Fetched, error) {
+	if f, _ := m.cached(id); f != nil {
+		return f, nil
+	}
+	f, _, err := m.read(ctx, id)
+	return f, err
 }
 
 func (m *Manager) obtain(ctx context.Context, tok *Token, stale uint64) (*Fetched, Outcome, error) {

@@ -215,19 +215,17 @@ func fromMilli(ms int64) time.Time {
 }
 
 // oauthState is what a Manager knows of oauth2 tokens: their connection
-// records as last seen (by the watch or a read), the refreshes under way in
-// this process and the health hook.
+// records as last seen (read or written by this replica, dropped when the
+// watch reports a change), the refreshes under way in this process and the
+// health hook.
 type oauthState struct {
-	mu    sync.Mutex
-	conns map[string]*oauthConn
-	// users are end users' connection records as last seen, at most
-	// userCacheSize of them: a token may have millions, and a replica
-	// keeps only those it used lately (any one is dropped for a new one;
-	// a change in the bucket drops it too, see WatchConnections).
-	users         map[string]*oauthConn
-	userCacheSize int
-	flights       flights[*oauthConn]
-	hook          func(HealthChange)
+	mu sync.Mutex // guards hook
+	// conns are workspace connections, users end users' ones. Each holds
+	// a bounded number: a token may have millions of end users, and a
+	// replica keeps only those it used lately.
+	conns, users *kvCache[*oauthConn]
+	flights      flights[*oauthConn]
+	hook         func(HealthChange)
 }
 
 // defaultUserCacheSize bounds the end users' connections a replica keeps
@@ -235,60 +233,28 @@ type oauthState struct {
 const defaultUserCacheSize = 2000
 
 func newOAuthState() *oauthState {
-	return &oauthState{conns: map[string]*oauthConn{}, users: map[string]*oauthConn{}, userCacheSize: defaultUserCacheSize}
+	return &oauthState{conns: newKVCache[*oauthConn](0), users: newKVCache[*oauthConn](defaultUserCacheSize)}
 }
 
-// cacheFor is the map that holds the record name (m.oauth.mu held).
-func (st *oauthState) cacheFor(name string) map[string]*oauthConn {
+// cacheFor is the cache that holds the record name.
+func (st *oauthState) cacheFor(name string) *kvCache[*oauthConn] {
 	if strings.Contains(name, ".") {
 		return st.users
 	}
 	return st.conns
 }
 
-// applyOAuth takes one change of a connection record from the watch.
-func (m *Manager) applyOAuth(e jetstream.KeyValueEntry) {
-	id := strings.TrimPrefix(e.Key(), oauth2KeyPrefix)
-	if e.Operation() != jetstream.KeyValuePut {
-		m.dropOAuth(id, e.Revision())
-	} else if c, err := m.decodeOAuth(id, e.Value(), e.Revision()); err == nil {
-		m.rememberOAuth(id, c)
-	}
-	m.notify()
-}
+// dropOAuth forgets the cached record of name if it is older than rev (a
+// change the watch reported).
+func (m *Manager) dropOAuth(name string, rev uint64) { m.oauth.cacheFor(name).invalidate(name, rev) }
 
-// dropOAuth forgets the cached record of name if it is older than rev.
-func (m *Manager) dropOAuth(name string, rev uint64) {
-	m.oauth.mu.Lock()
-	cache := m.oauth.cacheFor(name)
-	if c := cache[name]; c != nil && c.Rev < rev {
-		delete(cache, name)
-	}
-	m.oauth.mu.Unlock()
-}
-
-// rememberOAuth keeps c as the record of id unless a newer one is known.
-func (m *Manager) rememberOAuth(id string, c *oauthConn) {
-	m.oauth.mu.Lock()
-	defer m.oauth.mu.Unlock()
-	cache := m.oauth.cacheFor(id)
-	cur := cache[id]
-	if cur != nil && c.Rev <= cur.Rev {
-		return
-	}
-	if cur == nil && len(cache) >= m.oauth.userCacheSize && strings.Contains(id, ".") {
-		for k := range cache { // any one: map order is random
-			delete(cache, k)
-			break
-		}
-	}
-	cache[id] = c
-}
+// rememberOAuth keeps c, written by this replica, as the record of id
+// unless a newer one is known.
+func (m *Manager) rememberOAuth(id string, c *oauthConn) { m.oauth.cacheFor(id).put(id, c, c.Rev) }
 
 func (m *Manager) cachedOAuth(id string) *oauthConn {
-	m.oauth.mu.Lock()
-	defer m.oauth.mu.Unlock()
-	return m.oauth.cacheFor(id)[id]
+	c, _, _ := m.oauth.cacheFor(id).get(id)
+	return c
 }
 
 // readOAuth reads the connection record of id from KV (nil when there is
@@ -298,6 +264,8 @@ func (m *Manager) readOAuth(ctx context.Context, id string) (*oauthConn, error) 
 	if err != nil {
 		return nil, err
 	}
+	cache := m.oauth.cacheFor(id)
+	epoch := cache.begin()
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
@@ -309,7 +277,7 @@ func (m *Manager) readOAuth(ctx context.Context, id string) (*oauthConn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("oauth2 connection of %s: %w: %v", describeConn(id), ErrTokenUnreadable, err)
 	}
-	m.rememberOAuth(id, c)
+	cache.add(id, c, c.Rev, epoch)
 	return c, nil
 }
 

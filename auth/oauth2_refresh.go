@@ -332,12 +332,11 @@ func (m *Manager) waitOAuth(ctx context.Context, id string, rev uint64, until ti
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for the refresh of %s: %w", describeConn(id), ctx.Err())
-		case <-changed:
-		case <-tick.C:
-			// Without a watch (or while it lags), look in KV now and then.
-			if c, err := m.readOAuth(ctx, id); err == nil && c != nil && c.Rev > rev {
-				return nil
-			}
+		case <-changed: // the watch saw a change (of some record): look
+		case <-tick.C: // without a watch (or while it lags), look now and then
+		}
+		if c, err := m.readOAuth(ctx, id); err == nil && c != nil && c.Rev > rev {
+			return nil
 		}
 	}
 }

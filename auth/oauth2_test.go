@@ -388,8 +388,12 @@ func TestOAuth2InvalidGrantThenSavedAgain(t *testing.T) {
 	if !errors.Is(err, ErrReauthorizationRequired) || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Fatalf("refresh after revocation: %v", err)
 	}
-	// Every replica learns it from the shared record (the watch).
-	waitFor(t, func() bool { c := r1.mgr.cachedOAuth("crm"); return c.Health.Status == HealthReauthorizationRequired })
+	// Every replica learns it from the shared record: the watch drops what
+	// it held, and its next call reads the record.
+	waitFor(t, func() bool {
+		c := r1.mgr.cachedOAuth("crm")
+		return c == nil || c.Health.Status == HealthReauthorizationRequired
+	})
 	tokenCalls, apiCalls := srv.TokenCalls(), a.calls.Load()
 	for _, r := range []*replica{r1, r2} {
 		for range 10 {
@@ -414,7 +418,7 @@ func TestOAuth2InvalidGrantThenSavedAgain(t *testing.T) {
 	if got := r1.changes(); got[len(got)-1].From != HealthReauthorizationRequired || got[len(got)-1].To != HealthOK {
 		t.Errorf("health changes %+v: want a recovery last", got)
 	}
-	waitFor(t, func() bool { c := r2.mgr.cachedOAuth("crm"); return c != nil && c.Health.Status == HealthOK })
+	waitFor(t, func() bool { c := r2.mgr.cachedOAuth("crm"); return c == nil || c.Health.Status == HealthOK })
 	if status, _, err := a.call(t.Context(), r2, "crm"); status != 200 || err != nil {
 		t.Fatalf("call after saving again: %d, %v", status, err)
 	}

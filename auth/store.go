@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,61 +65,56 @@ type authRequestRecord struct {
 	SecretFields   []string          `json:"secret_fields,omitempty"`
 }
 
-// Store keeps token configurations in the tokens bucket. It follows the
-// bucket with a watch, so Get answers from memory.
+// Store keeps token configurations in the tokens bucket. It holds the
+// tokens it used lately in memory (at most StoreCacheSize), read from KV on
+// first use, and follows the keys of the bucket's changes so that a token
+// another replica saved or deleted is read again: the bucket may hold a
+// hundred thousand tokens, and none is read at start-up.
 type Store struct {
 	kv     KV
 	sealer *Sealer
 	now    func() time.Time
-
-	mu     sync.RWMutex
-	tokens map[string]*Token
+	cache  *kvCache[*Token]
 }
+
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithStoreCache sets how many tokens a Store keeps in memory (default
+// DefaultCacheSize).
+func WithStoreCache(n int) StoreOption { return func(s *Store) { s.cache = newKVCache[*Token](n) } }
 
 // NewStore returns a Store over kv; sealer may be nil (no encryption).
-func NewStore(kv KV, sealer *Sealer) *Store {
-	return &Store{kv: kv, sealer: sealer, now: time.Now, tokens: map[string]*Token{}}
+func NewStore(kv KV, sealer *Sealer, opts ...StoreOption) *Store {
+	s := &Store{kv: kv, sealer: sealer, now: time.Now, cache: newKVCache[*Token](0)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
-// Watch follows the bucket until ctx ends, so Get answers from memory.
+// Watch follows the keys of the bucket's changes until ctx ends: a cached
+// token that another replica changed or deleted is dropped, and read again
+// on its next use.
 func (s *Store) Watch(ctx context.Context) error {
-	w, err := s.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch tokens: %w", err)
-	}
-	kvwatch.Follow(ctx, w, s.apply)
-	return nil
+	return followKeys(ctx, s.kv, "tokens", func(e jetstream.KeyValueEntry) { s.cache.invalidate(e.Key(), e.Revision()) })
 }
 
-func (s *Store) apply(e jetstream.KeyValueEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.tokens, e.Key())
-		return
-	}
-	t, err := s.decode(e.Value())
-	if err != nil {
-		delete(s.tokens, e.Key()) // Get reads it again and reports why
-		return
-	}
-	s.tokens[e.Key()] = t
-}
+// Cached is the number of tokens held in memory.
+func (s *Store) Cached() int { return s.cache.len() }
 
 // Get returns the token with the id, or an error wrapping ErrTokenNotFound.
+// A token used lately is answered from memory; another is read from KV.
 func (s *Store) Get(ctx context.Context, id string) (*Token, error) {
-	s.mu.RLock()
-	t, ok := s.tokens[id]
-	s.mu.RUnlock()
-	if ok {
+	if t, _, ok := s.cache.get(id); ok {
 		return t, nil
 	}
-	// Not in memory: the watch may not have caught up with a token that was
-	// just saved, so ask KV before saying it does not exist.
 	return s.load(ctx, id)
 }
 
+// load reads the token id from KV and keeps it in memory.
 func (s *Store) load(ctx context.Context, id string) (*Token, error) {
+	epoch := s.cache.begin()
 	e, err := s.kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return nil, fmt.Errorf("token %s: %w", id, ErrTokenNotFound)
@@ -132,6 +126,7 @@ func (s *Store) load(ctx context.Context, id string) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token %s: %w: %v", id, ErrTokenUnreadable, err)
 	}
+	s.cache.add(id, t, e.Revision(), epoch)
 	return t, nil
 }
 
@@ -165,14 +160,13 @@ func (s *Store) Put(ctx context.Context, t *Token) (prev *Token, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.kv.Put(ctx, t.ID, data); err != nil {
+	rev, err := s.kv.Put(ctx, t.ID, data)
+	if err != nil {
 		return nil, fmt.Errorf("save token %s: %w", t.ID, err)
 	}
 	stored := *t
 	stored.shared()
-	s.mu.Lock()
-	s.tokens[t.ID] = &stored
-	s.mu.Unlock()
+	s.cache.put(t.ID, &stored, rev)
 	return prev, nil
 }
 
@@ -189,9 +183,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.kv.Delete(ctx, id, jetstream.LastRevision(e.Revision())); err != nil {
 		return fmt.Errorf("delete token %s: %w", id, err)
 	}
-	s.mu.Lock()
-	delete(s.tokens, id)
-	s.mu.Unlock()
+	s.cache.drop(id)
 	return nil
 }
 
