@@ -91,7 +91,10 @@ func TestStoreFollowsOtherReplicas(t *testing.T) {
 	if _, err := s1.Put(t.Context(), text("t99", "changed-value")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { tok, err := s2.Get(t.Context(), "t99"); return err == nil && tok.Value.Reveal() == "changed-value" })
+	waitFor(t, func() bool {
+		tok, err := s2.Get(t.Context(), "t99")
+		return err == nil && tok.Value.Reveal() == "changed-value"
+	})
 	if err := s1.Delete(t.Context(), "t99"); err != nil {
 		t.Fatal(err)
 	}
