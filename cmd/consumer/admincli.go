@@ -265,7 +265,10 @@ func printTokenTable(w io.Writer, tokens []admin.TokenView) {
 			continue
 		}
 		status := t.Status
-		if status == "" {
+		switch {
+		case status == "" && t.OAuth2 != nil && t.OAuth2.PerEndUser:
+			status = "per-end-user" // each end user's connection has its own: consumer connections list
+		case status == "":
 			status = "-"
 		}
 		secret, fetched, expires := "", "-", "-"

@@ -28,7 +28,7 @@ type logQuery struct {
 	Action, Level, Event string
 	Trigger, Token       string // exact trigger_id, token_id
 	// Status is a result status (succeeded, failed, rejected,
-	// breaker_open), matched by the events that report it, or an HTTP
+	// breaker_open, authorization_required), matched by the events that report it, or an HTTP
 	// status (details.http_status).
 	Status string
 	// Context matches an event whose context holds this value at any
@@ -43,6 +43,8 @@ var statusEvents = map[string][]string{
 	events.StatusFailed:      {events.EventActionFailed, events.EventTokenRefreshFailed},
 	events.StatusRejected:    {events.EventTriggerRejected},
 	events.StatusBreakerOpen: {events.EventBreakerRejected},
+	// No call was made: the end user was sent a connect link.
+	events.StatusAuthorizationRequired: {events.EventAuthorizationRequired},
 }
 
 func parseLogQuery(q url.Values) (logQuery, error) {
@@ -54,7 +56,7 @@ func parseLogQuery(q url.Values) (logQuery, error) {
 	if lq.Status != "" {
 		if _, ok := statusEvents[lq.Status]; !ok {
 			if _, err := strconv.Atoi(lq.Status); err != nil {
-				return lq, fmt.Errorf("status must be succeeded, failed, rejected, breaker_open or an HTTP status")
+				return lq, fmt.Errorf("status must be succeeded, failed, rejected, breaker_open, authorization_required or an HTTP status")
 			}
 		}
 	}
