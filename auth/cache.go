@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"customactions/internal/kvcache"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,7 +17,7 @@ import (
 // again on its next use), and waiters for a refresh wake up. Nothing is
 // read at start-up: the bucket may hold a hundred thousand records.
 func (m *Manager) Watch(ctx context.Context) error {
-	if err := followKeys(ctx, m.kv, "fetched tokens", m.apply); err != nil {
+	if err := kvcache.FollowKeys(ctx, m.kv, ">", "fetched tokens", m.apply); err != nil {
 		return err
 	}
 	return m.WatchConnections(ctx)
@@ -30,7 +31,7 @@ func (m *Manager) apply(e jetstream.KeyValueEntry) {
 	case strings.HasPrefix(key, oauth2KeyPrefix):
 		m.dropOAuth(strings.TrimPrefix(key, oauth2KeyPrefix), e.Revision())
 	case strings.HasPrefix(key, fetchedKeyPrefix):
-		m.current.invalidate(strings.TrimPrefix(key, fetchedKeyPrefix), e.Revision())
+		m.current.Invalidate(strings.TrimPrefix(key, fetchedKeyPrefix), e.Revision())
 	}
 	m.notify()
 }
@@ -44,12 +45,12 @@ func (m *Manager) notify() {
 
 // remember keeps f as the current token of id unless a newer one is known.
 func (m *Manager) remember(id string, f *Fetched) {
-	m.current.put(id, f, f.Revision)
+	m.current.Put(id, f, f.Revision)
 	m.notify()
 }
 
 func (m *Manager) cached(id string) (*Fetched, chan struct{}) {
-	f, _, _ := m.current.get(id)
+	f, _, _ := m.current.Get(id)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return f, m.changed
@@ -63,7 +64,7 @@ func (m *Manager) WatchConnections(ctx context.Context) error {
 	if m.users == nil {
 		return nil
 	}
-	return followKeys(ctx, m.users, "connections", func(e jetstream.KeyValueEntry) {
+	return kvcache.FollowKeys(ctx, m.users, ">", "connections", func(e jetstream.KeyValueEntry) {
 		m.dropOAuth(e.Key(), e.Revision())
 		m.notify()
 	})

@@ -133,7 +133,7 @@ func (m *Manager) DeleteConnection(ctx context.Context, tok *Token, endUser stri
 	if err := kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return out, fmt.Errorf("delete connection of %s: %w", describeConn(name), err)
 	}
-	m.oauth.cacheFor(name).drop(name)
+	m.oauth.cacheFor(name).Drop(name)
 	return out, nil
 }
 
@@ -155,7 +155,7 @@ func (m *Manager) DeleteConnections(ctx context.Context, tokenID string) (int, e
 			_ = keys.Stop()
 			return n, fmt.Errorf("delete connections of token %s: %w", tokenID, err)
 		}
-		m.oauth.users.drop(k)
+		m.oauth.users.Drop(k)
 		n++
 	}
 	return n, nil

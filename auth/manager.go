@@ -7,6 +7,7 @@ package auth
 
 import (
 	"context"
+	"customactions/internal/kvcache"
 	"errors"
 	"fmt"
 	"sync"
@@ -50,7 +51,7 @@ type Manager struct {
 	flightTO time.Duration
 
 	mu      sync.RWMutex // guards changed
-	current *kvCache[*Fetched]
+	current *kvcache.Cache[*Fetched]
 	changed chan struct{}
 	flights flights[*Fetched]
 
@@ -99,7 +100,7 @@ func WithConnections(kv KV, cached int) ManagerOption {
 	return func(m *Manager) {
 		m.users = kv
 		if cached > 0 {
-			m.oauth.users = newKVCache[*oauthConn](cached)
+			m.oauth.users = kvcache.New[*oauthConn](cached)
 		}
 	}
 }
@@ -108,7 +109,7 @@ func WithConnections(kv KV, cached int) ManagerOption {
 func NewManager(kv KV, fetcher *Fetcher, opts ...ManagerOption) *Manager {
 	m := &Manager{kv: kv, fetcher: fetcher, now: time.Now, holder: nuid.Next(),
 		leaseTTL: 15 * time.Second, margin: 30 * time.Second, poll: 20 * time.Millisecond, flightTO: 60 * time.Second,
-		current: newKVCache[*Fetched](0), changed: make(chan struct{}), oauth: newOAuthState()}
+		current: kvcache.New[*Fetched](0), changed: make(chan struct{}), oauth: newOAuthState()}
 	for _, o := range opts {
 		o(m)
 	}
@@ -191,7 +192,7 @@ func (m *Manager) Refresh(ctx context.Context, tok *Token, failed *Fetched) (*Fe
 // Forget drops the fetched token of id, for example when its auth
 // configuration changed.
 func (m *Manager) Forget(ctx context.Context, id string) error {
-	m.current.drop(id)
+	m.current.Drop(id)
 	if err := m.kv.Delete(ctx, fetchedKeyPrefix+id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("forget fetched token %s: %w", id, err)
 	}

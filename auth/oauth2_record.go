@@ -8,6 +8,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"customactions/internal/kvcache"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -223,7 +224,7 @@ type oauthState struct {
 	// conns are workspace connections, users end users' ones. Each holds
 	// a bounded number: a token may have millions of end users, and a
 	// replica keeps only those it used lately.
-	conns, users *kvCache[*oauthConn]
+	conns, users *kvcache.Cache[*oauthConn]
 	flights      flights[*oauthConn]
 	hook         func(HealthChange)
 }
@@ -233,11 +234,11 @@ type oauthState struct {
 const defaultUserCacheSize = 2000
 
 func newOAuthState() *oauthState {
-	return &oauthState{conns: newKVCache[*oauthConn](0), users: newKVCache[*oauthConn](defaultUserCacheSize)}
+	return &oauthState{conns: kvcache.New[*oauthConn](0), users: kvcache.New[*oauthConn](defaultUserCacheSize)}
 }
 
 // cacheFor is the cache that holds the record name.
-func (st *oauthState) cacheFor(name string) *kvCache[*oauthConn] {
+func (st *oauthState) cacheFor(name string) *kvcache.Cache[*oauthConn] {
 	if strings.Contains(name, ".") {
 		return st.users
 	}
@@ -246,14 +247,14 @@ func (st *oauthState) cacheFor(name string) *kvCache[*oauthConn] {
 
 // dropOAuth forgets the cached record of name if it is older than rev (a
 // change the watch reported).
-func (m *Manager) dropOAuth(name string, rev uint64) { m.oauth.cacheFor(name).invalidate(name, rev) }
+func (m *Manager) dropOAuth(name string, rev uint64) { m.oauth.cacheFor(name).Invalidate(name, rev) }
 
 // rememberOAuth keeps c, written by this replica, as the record of id
 // unless a newer one is known.
-func (m *Manager) rememberOAuth(id string, c *oauthConn) { m.oauth.cacheFor(id).put(id, c, c.Rev) }
+func (m *Manager) rememberOAuth(id string, c *oauthConn) { m.oauth.cacheFor(id).Put(id, c, c.Rev) }
 
 func (m *Manager) cachedOAuth(id string) *oauthConn {
-	c, _, _ := m.oauth.cacheFor(id).get(id)
+	c, _, _ := m.oauth.cacheFor(id).Get(id)
 	return c
 }
 
@@ -265,7 +266,7 @@ func (m *Manager) readOAuth(ctx context.Context, id string) (*oauthConn, error) 
 		return nil, err
 	}
 	cache := m.oauth.cacheFor(id)
-	epoch := cache.begin()
+	epoch := cache.Begin()
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
@@ -277,7 +278,7 @@ func (m *Manager) readOAuth(ctx context.Context, id string) (*oauthConn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("oauth2 connection of %s: %w: %v", describeConn(id), ErrTokenUnreadable, err)
 	}
-	cache.add(id, c, c.Rev, epoch)
+	cache.Add(id, c, c.Rev, epoch)
 	return c, nil
 }
 

@@ -38,7 +38,7 @@ func (m *Manager) OAuth2View(ctx context.Context, id string) (v OAuth2View, ok b
 // ForgetOAuth2 drops the connection of the oauth2 token id (deleted, or
 // changed to another type).
 func (m *Manager) ForgetOAuth2(ctx context.Context, id string) error {
-	m.oauth.conns.drop(id)
+	m.oauth.conns.Drop(id)
 	if err := m.kv.Delete(ctx, oauth2KeyPrefix+id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("forget oauth2 connection of token %s: %w", id, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"customactions/internal/kvcache"
 	"customactions/internal/kvwatch"
 )
 
@@ -30,6 +31,7 @@ type KV interface {
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 	Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error
 	WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
+	Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
 }
 
 // record is a token as stored: the same fields as Token with the secrets as
@@ -74,19 +76,19 @@ type Store struct {
 	kv     KV
 	sealer *Sealer
 	now    func() time.Time
-	cache  *kvCache[*Token]
+	cache  *kvcache.Cache[*Token]
 }
 
 // StoreOption configures a Store.
 type StoreOption func(*Store)
 
 // WithStoreCache sets how many tokens a Store keeps in memory (default
-// DefaultCacheSize).
-func WithStoreCache(n int) StoreOption { return func(s *Store) { s.cache = newKVCache[*Token](n) } }
+// kvcache.DefaultSize).
+func WithStoreCache(n int) StoreOption { return func(s *Store) { s.cache = kvcache.New[*Token](n) } }
 
 // NewStore returns a Store over kv; sealer may be nil (no encryption).
 func NewStore(kv KV, sealer *Sealer, opts ...StoreOption) *Store {
-	s := &Store{kv: kv, sealer: sealer, now: time.Now, cache: newKVCache[*Token](0)}
+	s := &Store{kv: kv, sealer: sealer, now: time.Now, cache: kvcache.New[*Token](0)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -97,16 +99,16 @@ func NewStore(kv KV, sealer *Sealer, opts ...StoreOption) *Store {
 // token that another replica changed or deleted is dropped, and read again
 // on its next use.
 func (s *Store) Watch(ctx context.Context) error {
-	return followKeys(ctx, s.kv, "tokens", func(e jetstream.KeyValueEntry) { s.cache.invalidate(e.Key(), e.Revision()) })
+	return kvcache.FollowKeys(ctx, s.kv, ">", "tokens", func(e jetstream.KeyValueEntry) { s.cache.Invalidate(e.Key(), e.Revision()) })
 }
 
 // Cached is the number of tokens held in memory.
-func (s *Store) Cached() int { return s.cache.len() }
+func (s *Store) Cached() int { return s.cache.Len() }
 
 // Get returns the token with the id, or an error wrapping ErrTokenNotFound.
 // A token used lately is answered from memory; another is read from KV.
 func (s *Store) Get(ctx context.Context, id string) (*Token, error) {
-	if t, _, ok := s.cache.get(id); ok {
+	if t, _, ok := s.cache.Get(id); ok {
 		return t, nil
 	}
 	return s.load(ctx, id)
@@ -114,7 +116,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Token, error) {
 
 // load reads the token id from KV and keeps it in memory.
 func (s *Store) load(ctx context.Context, id string) (*Token, error) {
-	epoch := s.cache.begin()
+	epoch := s.cache.Begin()
 	e, err := s.kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return nil, fmt.Errorf("token %s: %w", id, ErrTokenNotFound)
@@ -126,7 +128,7 @@ func (s *Store) load(ctx context.Context, id string) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token %s: %w: %v", id, ErrTokenUnreadable, err)
 	}
-	s.cache.add(id, t, e.Revision(), epoch)
+	s.cache.Add(id, t, e.Revision(), epoch)
 	return t, nil
 }
 
@@ -166,7 +168,7 @@ func (s *Store) Put(ctx context.Context, t *Token) (prev *Token, err error) {
 	}
 	stored := *t
 	stored.shared()
-	s.cache.put(t.ID, &stored, rev)
+	s.cache.Put(t.ID, &stored, rev)
 	return prev, nil
 }
 
@@ -183,7 +185,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.kv.Delete(ctx, id, jetstream.LastRevision(e.Revision())); err != nil {
 		return fmt.Errorf("delete token %s: %w", id, err)
 	}
-	s.cache.drop(id)
+	s.cache.Drop(id)
 	return nil
 }
 

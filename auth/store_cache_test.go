@@ -11,44 +11,6 @@ import (
 	"customactions/internal/natstest"
 )
 
-func TestKVCacheRefusesWhatAChangeOutdated(t *testing.T) {
-	c := newKVCache[string](3)
-	// A read of revision 5 that finishes after the watch reported
-	// revision 6 of the same key is not kept.
-	epoch := c.begin()
-	c.invalidate("a", 6)
-	if c.add("a", "old", 5, epoch) {
-		t.Fatal("a record older than a change seen meanwhile was kept")
-	}
-	if !c.add("a", "new", 6, epoch) {
-		t.Fatal("the changed record itself was refused")
-	}
-	// A change drops an older record, not a newer one.
-	c.invalidate("a", 6)
-	if _, _, ok := c.get("a"); !ok {
-		t.Fatal("a change of the same revision dropped the record")
-	}
-	c.invalidate("a", 7)
-	if _, _, ok := c.get("a"); ok {
-		t.Fatal("a newer change left the record")
-	}
-	// The bound: a fourth key replaces one of three.
-	for i, k := range []string{"x", "y", "z", "w"} {
-		c.put(k, k, uint64(10+i))
-	}
-	if c.len() != 3 {
-		t.Fatalf("%d records held, bound 3", c.len())
-	}
-	// When the memory of changes fills up, reads begun before are refused.
-	epoch = c.begin()
-	for i := range 4*3 + 1 {
-		c.invalidate(fmt.Sprint("k", i), 1)
-	}
-	if c.add("late", "v", 100, epoch) {
-		t.Fatal("a read begun before the memory of changes was cleared was kept")
-	}
-}
-
 // TestStoreFollowsOtherReplicas: a replica holds the tokens it used, at
 // most its bound, and drops one that another replica saved again or
 // deleted.
