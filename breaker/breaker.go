@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"customactions/internal/kvcache"
 	"customactions/internal/kvwatch"
 )
 
@@ -24,6 +25,8 @@ type KV interface {
 	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
 	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
 	WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
+	Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
+	WatchFiltered(ctx context.Context, keys []string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
 }
 
 // Breaker is the shared circuit breaker of every action.
@@ -36,8 +39,10 @@ type Breaker struct {
 	onError    func(actionID string, err error)
 	onThrottle func(Throttle)
 
+	// cache holds the states of the actions this replica called lately
+	// (an absent record, a closed breaker, is held too, at revision 0).
+	cache   *kvcache.Cache[*Status]
 	mu      sync.RWMutex
-	cache   map[string]cached
 	pending map[string]*batch
 	// throttles: until when each action is held back (throttle.go).
 	throttles map[string]time.Time
@@ -53,11 +58,6 @@ type Breaker struct {
 
 // kvRetryAfter is how long the call path skips KV after a failure.
 const kvRetryAfter = 5 * time.Second
-
-type cached struct {
-	st  *Status
-	rev uint64
-}
 
 // batch is the outcomes of one action counted here and not yet flushed.
 type batch struct {
@@ -93,7 +93,7 @@ func New(kv KV, s Settings, opts ...Option) (*Breaker, error) {
 	}
 	b := &Breaker{kv: kv, s: s, now: time.Now, holder: nuid.Next(), onChange: func(Transition) {},
 		onError: func(string, error) {}, onThrottle: func(Throttle) {},
-		cache: map[string]cached{}, pending: map[string]*batch{}, throttles: map[string]time.Time{},
+		cache: kvcache.New[*Status](0), pending: map[string]*batch{}, throttles: map[string]time.Time{},
 		limits: map[string]*Limits{}, pools: map[string]*ratePool{}, slots: map[string]int{}}
 	for _, o := range opts {
 		o(b)
@@ -101,12 +101,26 @@ func New(kv KV, s Settings, opts ...Option) (*Breaker, error) {
 	return b, nil
 }
 
-// Watch follows the bucket until ctx ends. It returns once the current
-// states are loaded, so Allow answers from memory from then on.
+// WithCacheSize sets how many actions' states a replica keeps in memory
+// (default kvcache.DefaultSize).
+func WithCacheSize(n int) Option { return func(b *Breaker) { b.cache = kvcache.New[*Status](n) } }
+
+// Watch follows the bucket until ctx ends: the pauses (throttles) and the
+// limits of actions, loaded before it returns (there are few), and the
+// keys of the breakers' changes from now on, which drop the states held in
+// memory that another replica changed. A breaker's state is read from KV
+// when this replica first calls its action: the bucket may hold a hundred
+// thousand breakers, and none is read at start-up.
 func (b *Breaker) Watch(ctx context.Context) error {
-	w, err := b.kv.WatchAll(ctx)
+	w, err := b.kv.WatchFiltered(ctx, []string{throttleKeyPrefix + "*", limitsKeyPrefix + "*"})
 	if err != nil {
-		return fmt.Errorf("watch breakers: %w", err)
+		return fmt.Errorf("watch throttles and limits: %w", err)
+	}
+	// A breaker's key is its action id, one token without a dot.
+	if err := kvcache.FollowKeys(ctx, b.kv, "*", "breakers", func(e jetstream.KeyValueEntry) {
+		b.cache.Invalidate(e.Key(), e.Revision())
+	}); err != nil {
+		return err
 	}
 	go func() {
 		t := time.NewTicker(concLease / 3)
@@ -129,37 +143,55 @@ func (b *Breaker) Watch(ctx context.Context) error {
 }
 
 func (b *Breaker) apply(e jetstream.KeyValueEntry) {
-	if b.applyThrottle(e) || b.applyLimits(e) || strings.Contains(e.Key(), ".") {
-		return // a breaker's key is an action id, which has no dot; others share the bucket
+	_ = b.applyThrottle(e) || b.applyLimits(e)
+}
+
+func (b *Breaker) remember(id string, st *Status, rev uint64) { b.cache.Put(id, st, rev) }
+
+// get returns the state of id held in memory: closed (revision 0) when
+// this replica holds none.
+func (b *Breaker) get(id string) (*Status, uint64) {
+	if st, rev, ok := b.cache.Get(id); ok {
+		return st, rev
 	}
-	if e.Operation() != jetstream.KeyValuePut {
-		b.mu.Lock()
-		delete(b.cache, e.Key())
-		b.mu.Unlock()
-		return
+	return &Status{ActionID: id, State: Closed}, 0
+}
+
+// load returns the state of id: held in memory, else read from KV (an
+// absent record is a closed breaker, held as such). While KV is failing,
+// or when the read fails, it answers closed: the breaker fails open.
+func (b *Breaker) load(ctx context.Context, id string) (*Status, uint64) {
+	if st, rev, ok := b.cache.Get(id); ok {
+		return st, rev
+	}
+	b.mu.Lock()
+	down := b.now().Before(b.kvDownUntil)
+	b.mu.Unlock()
+	closed := &Status{ActionID: id, State: Closed}
+	if down {
+		return closed, 0
+	}
+	epoch := b.cache.Begin()
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	e, err := b.kv.Get(rctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		b.cache.Add(id, closed, 0, epoch)
+		return closed, 0
 	}
 	var st Status
-	if json.Unmarshal(e.Value(), &st) == nil {
-		b.remember(e.Key(), &st, e.Revision())
+	if err == nil {
+		err = json.Unmarshal(e.Value(), &st)
 	}
-}
-
-func (b *Breaker) remember(id string, st *Status, rev uint64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if c, ok := b.cache[id]; !ok || rev > c.rev {
-		b.cache[id] = cached{st: st, rev: rev}
+	if err != nil {
+		b.mu.Lock()
+		b.kvDownUntil = b.now().Add(kvRetryAfter)
+		b.mu.Unlock()
+		b.onError(id, fmt.Errorf("read breaker %s: %w", id, err))
+		return closed, 0
 	}
-}
-
-func (b *Breaker) get(id string) (*Status, uint64) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	c, ok := b.cache[id]
-	if !ok {
-		return &Status{ActionID: id, State: Closed}, 0
-	}
-	return c.st, c.rev
+	b.cache.Add(id, &st, e.Revision(), epoch)
+	return &st, e.Revision()
 }
 
 // Allow says whether a live call of the action may go ahead. It returns an
@@ -167,7 +199,7 @@ func (b *Breaker) get(id string) (*Status, uint64) {
 // probe taken); otherwise done must be called once with the outcome of the
 // call: Success and Failure count, Ignored does not (and frees a probe).
 func (b *Breaker) Allow(ctx context.Context, actionID string) (done func(Outcome), err error) {
-	st, rev := b.get(actionID)
+	st, rev := b.load(ctx, actionID)
 	now := b.now()
 	switch st.State {
 	case Open:
@@ -268,7 +300,7 @@ func (b *Breaker) refresh(ctx context.Context, id string) {
 // retrying after conflicts. change returns false to leave the state alone.
 func (b *Breaker) update(ctx context.Context, id string, change func(st *Status) bool) (before Status, after *Status, err error) {
 	for range 20 {
-		cur, rev := b.get(id)
+		cur, rev := b.load(ctx, id)
 		next := *cur
 		next.Buckets = slices.Clone(cur.Buckets)
 		if !change(&next) {
@@ -354,10 +386,7 @@ func (b *Breaker) add(id string, gen uint64, o Outcome) (trips bool) {
 		p.failures++
 		p.trail++
 		delay = b.s.FlushInterval
-		st := &Status{State: Closed}
-		if c, ok := b.cache[id]; ok {
-			st = c.st
-		}
+		st, _ := b.get(id)
 		if st.State == Closed && st.Generation == gen {
 			if _, trip := b.s.readyToTrip(p.addTo(st, b.now(), b.s.Window)); trip {
 				if p.timer != nil {
@@ -466,9 +495,9 @@ func (b *Breaker) Open(actionID string) bool {
 	return false
 }
 
-// Get returns the state of an action as this replica knows it.
+// Get returns the state of an action: held in memory, else read from KV.
 func (b *Breaker) Get(actionID string) Status {
-	st, _ := b.get(actionID)
+	st, _ := b.load(context.Background(), actionID)
 	return *st
 }
 
@@ -504,14 +533,10 @@ func (b *Breaker) Reset(ctx context.Context, actionID string) (Status, error) {
 	return *after, nil
 }
 
-// Snapshot returns the states this replica knows, from its watch, without
-// a KV round trip (for metrics).
+// Snapshot returns the states held in memory, those of the actions this
+// replica called lately, without a KV round trip (for metrics).
 func (b *Breaker) Snapshot() []Status {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]Status, 0, len(b.cache))
-	for _, c := range b.cache {
-		out = append(out, *c.st)
-	}
+	var out []Status
+	b.cache.Each(func(_ string, st *Status) { out = append(out, *st) })
 	return out
 }

@@ -2,7 +2,9 @@ package breaker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,7 +41,7 @@ type replica struct {
 	errs        atomic.Int64
 }
 
-func (f *fixture) replica(t *testing.T, s Settings) *replica {
+func (f *fixture) replica(t *testing.T, s Settings, opts ...Option) *replica {
 	t.Helper()
 	_, js := natstest.Connect(t, f.srv)
 	kv, err := js.KeyValue(t.Context(), "action_breakers")
@@ -47,9 +49,9 @@ func (f *fixture) replica(t *testing.T, s Settings) *replica {
 		t.Fatal(err)
 	}
 	r := &replica{}
-	b, err := New(kv, s, WithClock(f.clock.Now),
+	b, err := New(kv, s, append([]Option{WithClock(f.clock.Now),
 		OnTransition(func(tr Transition) { r.mu.Lock(); r.transitions = append(r.transitions, tr); r.mu.Unlock() }),
-		OnError(func(string, error) { r.errs.Add(1) }))
+		OnError(func(string, error) { r.errs.Add(1) })}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,5 +346,51 @@ func TestThrottleIsSharedAndKeptApartFromBreakers(t *testing.T) {
 	list, err := a.List(t.Context())
 	if err != nil || len(list) != 0 {
 		t.Errorf("breakers listed: %+v, %v; want none", list, err)
+	}
+}
+
+// TestLateReplicaReadsOnlyWhatItUses: a replica started after a breaker
+// opened reads it from KV on its first call of that action (no initial
+// load of the bucket), holds at most its bound of states, and drops a
+// state another replica changed.
+func TestLateReplicaReadsOnlyWhatItUses(t *testing.T) {
+	f := newFixture(t)
+	s := Settings{Consecutive: 1, Cooldown: time.Minute}
+	a := f.replica(t, s)
+	// Many quiet breakers in the bucket.
+	for i := range 50 {
+		data, _ := json.Marshal(Status{ActionID: fmt.Sprint("quiet-", i), State: Closed, Generation: 1})
+		if _, err := f.kv.Put(t.Context(), fmt.Sprint("quiet-", i), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.outcome(t, Failure)
+	waitState(t, a, Open)
+
+	late := f.replica(t, s, WithCacheSize(5))
+	if n := len(late.Snapshot()); n != 0 {
+		t.Fatalf("a new replica holds %d states before any call", n)
+	}
+	if late.outcome(t, Success) {
+		t.Fatal("a replica that started after the breaker opened let a call through")
+	}
+	for i := range 50 {
+		if _, err := late.Allow(t.Context(), fmt.Sprint("quiet-", i)); err != nil {
+			t.Fatalf("quiet-%d: %v", i, err)
+		}
+	}
+	if n := len(late.Snapshot()); n > 5 {
+		t.Fatalf("%d states held, bound 5", n)
+	}
+	// An admin closes it on the first replica: the late one follows.
+	if _, err := a.Reset(t.Context(), "act"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !late.outcome(t, Success) {
+		if time.Now().After(deadline) {
+			t.Fatal("the late replica still refuses calls after a reset")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -171,5 +171,5 @@ func registerCollectors(reg *prometheus.Registry, svc *consumer.Service, br *bre
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		svc.Collector(), breakerCollector{br: br,
 			desc:   prometheus.NewDesc("actions_breaker_state", "Circuit breaker state per action that is not closed: 1 half-open, 2 open.", []string{"action"}, nil),
-			counts: prometheus.NewDesc("actions_breakers", "Breakers known to this replica, by state.", []string{"state"}, nil)})
+			counts: prometheus.NewDesc("actions_breakers", "Breakers held in memory by this replica (the actions it called lately), by state.", []string{"state"}, nil)})
 }

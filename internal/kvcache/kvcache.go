@@ -114,6 +114,16 @@ func (c *Cache[T]) Drop(key string) {
 	c.mu.Unlock()
 }
 
+// Each calls f with every record held (under the cache's lock: f must not
+// call the cache).
+func (c *Cache[T]) Each(f func(key string, v T)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, it := range c.items {
+		f(k, it.v)
+	}
+}
+
 // Len is the number of records held.
 func (c *Cache[T]) Len() int {
 	c.mu.Lock()

@@ -42,6 +42,8 @@ func main() {
 	bin := flag.String("bin", "/tmp/consumer", "the consumer binary (go build -o /tmp/consumer ./cmd/consumer)")
 	conns := flag.Int("connections", 100000, "end users' connections stored before the replica starts")
 	tokens := flag.Int("tokens", 0, "extra text tokens stored before the replica starts")
+	fetched := flag.Int("fetched", 0, "HTTP tokens, each with a fetched token, stored before the replica starts")
+	breakers := flag.Int("breakers", 0, "closed breakers with failures counted, stored before the replica starts")
 	users := flag.Int("users", 20000, "triggers after start-up, for end users user0, user1 ... (cycling over -connections)")
 	distinct := flag.Int("distinct", 0, "end users the triggers cycle over (0: -connections)")
 	heap := flag.String("heap", "", "write the replica's heap profile after the triggers to this file")
@@ -95,7 +97,29 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	fmt.Printf("filled %d connections and %d tokens in %s\n", *conns, *tokens, time.Since(start).Round(time.Millisecond))
+	for i := range *fetched {
+		t := &auth.Token{ID: fmt.Sprintf("http-%d", i), Name: "filler", Type: auth.TypeHTTP, Prefix: "Bearer ", Header: "Authorization",
+			TokenPath: "access_token", Request: &auth.AuthRequest{Method: "POST", URL: api.URL + "/token",
+				Params: map[string]auth.Secret{"client_id": "c", "client_secret": auth.Secret(fmt.Sprintf("secret-%020d", i))}}}
+		t.Normalize()
+		if _, err := store.Put(ctx, t); err != nil {
+			log.Fatal(err)
+		}
+		hash := t.ConfigHash()
+		fill(js, cfg.Prefix, 1, func(int) (string, []byte) {
+			rec, _ := json.Marshal(map[string]any{"token": fmt.Sprintf("fetched-%040d", i), "fetched_at_ms": time.Now().UnixMilli(),
+				"config_hash": hash, "fetched_by": "kvscale"})
+			return "token." + t.ID, rec
+		}, cfg.FetchedBucket)
+	}
+	fill(js, cfg.Prefix, *breakers, func(i int) (string, []byte) {
+		rec, _ := json.Marshal(map[string]any{"action_id": fmt.Sprintf("action-%d", i), "state": "closed", "generation": 1,
+			"buckets": []map[string]any{{"start_ms": time.Now().Add(-time.Hour).UnixMilli(), "f": 1, "s": 3}},
+			"consecutive_failures": 0, "updated_at": time.Now().UTC().Format(time.RFC3339Nano)})
+		return fmt.Sprintf("action-%d", i), rec
+	}, cfg.BreakerBucket)
+	fmt.Printf("filled %d connections, %d text tokens, %d HTTP tokens with fetched tokens and %d breakers in %s\n",
+		*conns, *tokens, *fetched, *breakers, time.Since(start).Round(time.Millisecond))
 
 	addr := freeAddr()
 	cmd := exec.Command(*bin, "run")
@@ -181,8 +205,8 @@ func main() {
 		f.Close()
 		resp.Body.Close()
 	}
-	fmt.Printf("connections=%d tokens=%d: ready in %s, RSS at ready %.1f MB; first trigger %s (%v); %d triggers over %d end users in %s (%.0f/s, %v); RSS after %.1f MB, peak %.1f MB\n",
-		*conns, *tokens, ready.Round(time.Millisecond), rssReady, firstLatency.Round(100*time.Microsecond), first,
+	fmt.Printf("connections=%d tokens=%d fetched=%d breakers=%d: ready in %s, RSS at ready %.1f MB; first trigger %s (%v); %d triggers over %d end users in %s (%.0f/s, %v); RSS after %.1f MB, peak %.1f MB\n",
+		*conns, *tokens, *fetched, *breakers, ready.Round(time.Millisecond), rssReady, firstLatency.Round(100*time.Microsecond), first,
 		n, min(n, cycle), drive.Round(time.Millisecond), float64(n)/drive.Seconds(), statuses, rssAfter, hwm)
 }
 
