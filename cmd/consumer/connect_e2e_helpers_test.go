@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,19 +18,6 @@ import (
 	"customactions/internal/natstest"
 	"customactions/internal/oauthtest"
 )
-
-// connectAddr returns a loopback address that was free a moment ago: the
-// service's HTTP address must be known before it starts, since
-// ACTIONS_PUBLIC_URL names it.
-func connectAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // startReplica runs one more replica of the service in-process, on the
 // NATS server of the first (natsURL), with its HTTP server on httpAddr and

@@ -33,7 +33,7 @@ import (
 func TestUIConnectEndToEnd(t *testing.T) {
 	const password = "ui-admin-password-connect"
 	const action = "lookup-contact"
-	addr1, addr2 := connectAddr(t), connectAddr(t)
+	addr1, addr2 := freeAddr(t), freeAddr(t)
 	public1, public2 := "http://"+addr1, "http://"+addr2
 	env := newEnv("ACTIONS_HTTP_ADDR", addr1, "ACTIONS_PUBLIC_URL", public1, "ACTIONS_ADMIN_PASSWORD", password)
 	browser := newBrowser(t)
