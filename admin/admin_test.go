@@ -49,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(f.auth.Close)
 	fetcher := auth.NewFetcher(auth.WithHTTPClient(netguard.Policy{AllowPrivate: true}.Client(2)))
 	f.store = auth.NewStore(res.Tokens, nil)
-	f.mgr = auth.NewManager(res.Fetched, fetcher)
+	f.mgr = auth.NewManager(res.Fetched, fetcher, auth.WithConnections(res.Connections, 0))
 	f.adm = admin.New("actions", f.store, f.mgr, fetcher, nil, nil)
 	return f
 }

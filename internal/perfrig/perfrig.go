@@ -68,7 +68,7 @@ func Replica(ctx context.Context, url, name string, cfg consumer.Config, setting
 		log.Fatal(err)
 	}
 	opts := []consumer.Option{consumer.WithHTTPClient(netguard.Policy{AllowPrivate: true}.Client(cfg.Workers)),
-		consumer.WithTokens(auth.NewStore(res.Tokens, nil), auth.NewManager(res.Fetched, auth.NewFetcher()))}
+		consumer.WithTokens(auth.NewStore(res.Tokens, nil), auth.NewManager(res.Fetched, auth.NewFetcher(), auth.WithConnections(res.Connections, 0)))}
 	var br *breaker.Breaker
 	if settings != nil {
 		pub := events.NewPublisher(js, events.NewSubjects(cfg.Prefix))
