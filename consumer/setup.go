@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -73,7 +74,12 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 	}
 	var cons jetstream.Consumer
 	err := shortTries(ctx, func(ctx context.Context) (err error) {
-		cons, err = js.CreateOrUpdateConsumer(ctx, cfg.TriggerStream, consumerConfig(cfg))
+		want := consumerConfig(cfg)
+		if c, err := js.Consumer(ctx, cfg.TriggerStream, cfg.Durable); err == nil && consumerUpToDate(c.CachedInfo().Config, want) {
+			cons = c
+			return nil
+		}
+		cons, err = js.CreateOrUpdateConsumer(ctx, cfg.TriggerStream, want)
 		return err
 	})
 	if err != nil {
@@ -96,9 +102,19 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 	}
 	for _, b := range buckets {
 		err := shortTries(ctx, func(ctx context.Context) (err error) {
-			*b.dst, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: b.name, History: b.history, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Description: b.desc, TTL: b.ttl,
-			})
+			want := jetstream.KeyValueConfig{Bucket: b.name, History: b.history, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+				Description: b.desc, TTL: b.ttl}
+			// Look first: a bucket that exists as wanted needs no request
+			// that could race another replica's.
+			if kv, err := js.KeyValue(ctx, b.name); err == nil {
+				if st, err := kv.Status(ctx); err == nil && bucketUpToDate(st, want) {
+					*b.dst = kv
+					return nil
+				}
+			} else if errors.Is(err, jetstream.ErrBucketNotFound) {
+				jitter(ctx)
+			}
+			*b.dst, err = js.CreateOrUpdateKeyValue(ctx, want)
 			return err
 		})
 		if err != nil {
@@ -106,6 +122,35 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 		}
 	}
 	return r, nil
+}
+
+// jitter waits up to 200 ms. Replicas that start together create the same
+// missing objects at the same moment; in a cluster two identical creation
+// requests at once may both go unanswered (each then waits for its
+// timeout, and they stay in step for every following object: 5 s each).
+// A random pause before creating takes them out of step.
+func jitter(ctx context.Context) {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(200 * time.Millisecond))))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// bucketUpToDate reports whether a bucket's status has the settings want
+// gives it.
+func bucketUpToDate(st jetstream.KeyValueStatus, want jetstream.KeyValueConfig) bool {
+	info := st.(*jetstream.KeyValueBucketStatus).StreamInfo()
+	return st.History() == int64(want.History) && st.TTL() == want.TTL && info.Config.Replicas == max(want.Replicas, 1) &&
+		info.Config.Description == want.Description
+}
+
+// consumerUpToDate reports whether the durable consumer has the settings
+// want gives it.
+func consumerUpToDate(have, want jetstream.ConsumerConfig) bool {
+	return have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver &&
+		have.MaxAckPending == want.MaxAckPending && have.Description == want.Description
 }
 
 // shortTries runs op up to three times, each with a 5 s deadline: replicas
@@ -148,6 +193,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 
 func ensureStreamOnce(octx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
 	s, err := js.Stream(octx, sc.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		jitter(octx)
+		s, err = js.Stream(octx, sc.Name)
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(octx, sc)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
