@@ -13,9 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,8 +51,7 @@ type Server struct {
 	now      func() time.Time
 	sessions *sessions
 
-	mu       sync.Mutex
-	failures map[string][]time.Time // login failures by client address
+	lock lockout // failed logins by client address
 }
 
 // Option changes an optional dependency of the Server.
@@ -83,7 +80,7 @@ func New(cfg Config, admin Admin, js jetstream.JetStream, log *slog.Logger, opts
 		return nil, err
 	}
 	s := &Server{cfg: cfg, admin: admin, js: js, subjects: events.NewSubjects(cfg.Prefix), log: log, now: time.Now,
-		sessions: &sessions{store: newMemStore(), key: key}, failures: map[string][]time.Time{}}
+		sessions: &sessions{store: newMemStore(), key: key}, lock: &memLockout{m: map[string][]time.Time{}}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -144,12 +141,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if i := strings.LastIndexByte(client, ':'); i > 0 {
 		client = client[:i]
 	}
-	s.mu.Lock()
 	now := s.now()
-	recent := slices.DeleteFunc(s.failures[client], func(t time.Time) bool { return now.Sub(t) > time.Minute })
-	s.failures[client] = recent
-	s.mu.Unlock()
-	if len(recent) >= 5 {
+	recent, err := s.lock.recent(r.Context(), client, now)
+	if err != nil {
+		s.storeFailed(w, err)
+		return
+	}
+	if recent >= maxLoginFailures {
 		writeJSON(w, http.StatusTooManyRequests, errBody("too_many_attempts", "too many failed logins; wait a minute"))
 		return
 	}
@@ -158,9 +156,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req)
 	if subtle.ConstantTimeCompare([]byte(req.Password), []byte(s.cfg.Password)) != 1 {
-		s.mu.Lock()
-		s.failures[client] = append(s.failures[client], now)
-		s.mu.Unlock()
+		if err := s.lock.fail(r.Context(), client, now); err != nil {
+			s.log.Warn("record a failed web UI login", "client", client, "err", err)
+		}
 		s.log.Warn("web UI login failed", "client", client)
 		writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "wrong password"))
 		return

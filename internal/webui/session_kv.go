@@ -19,6 +19,7 @@ import (
 type KV interface {
 	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
 	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
+	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
 	Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error
 	Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
 }
@@ -31,6 +32,7 @@ func WithSessionStore(kv KV) Option {
 	return func(s *Server) {
 		st := &kvStore{kv: kv}
 		s.sessions = &sessions{store: st, loadKey: st.signingKey}
+		s.lock = kvLockout{kv: kv}
 	}
 }
 

@@ -202,3 +202,30 @@ func TestSessionStoreUnreachable(t *testing.T) {
 		t.Errorf("a request without the store: %d, want 503", code)
 	}
 }
+
+// TestLoginLockoutIsShared: five failed logins from one address on one
+// replica lock that address out on the others too, and the right password
+// is refused there until the minute has passed.
+func TestLoginLockoutIsShared(t *testing.T) {
+	kv := breakersBucket(t)
+	a, b := replica(t, kv), replica(t, kv)
+	post := func(srv *httptest.Server, pw string) int {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/ui/login", "application/json", strings.NewReader(`{"password":"`+pw+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		if code := post([]*httptest.Server{a, b}[i%2], "wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("failed login %d: %d", i+1, code)
+		}
+	}
+	for _, srv := range []*httptest.Server{a, b} {
+		if code := post(srv, "pw-correct-horse"); code != http.StatusTooManyRequests {
+			t.Errorf("login after 5 failures on two replicas: %d, want 429", code)
+		}
+	}
+}
