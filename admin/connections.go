@@ -115,15 +115,7 @@ func connectionView(c auth.ConnectionView) ConnectionView {
 	if !c.ChangedAt.IsZero() {
 		v.StatusChangedAt = events.FormatTime(c.ChangedAt)
 	}
-	if c.AccessTokenPreview != "" || c.RefreshTokenPreview != "" {
-		v.Fetched = &FetchedView{TokenPreview: c.AccessTokenPreview, RefreshTokenPreview: c.RefreshTokenPreview}
-		if !c.FetchedAt.IsZero() {
-			v.Fetched.FetchedAt = events.FormatTime(c.FetchedAt)
-		}
-		if !c.ExpiresAt.IsZero() {
-			v.Fetched.ExpiresAt = events.FormatTime(c.ExpiresAt)
-		}
-	}
+	v.Fetched = oauth2Fetched(c.OAuth2View)
 	return v
 }
 

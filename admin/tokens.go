@@ -268,15 +268,7 @@ func (a *Service) view(ctx context.Context, t *auth.Token) TokenView {
 		if !c.ChangedAt.IsZero() {
 			v.StatusChangedAt = events.FormatTime(c.ChangedAt)
 		}
-		if c.AccessTokenPreview != "" || c.RefreshTokenPreview != "" {
-			v.Fetched = &FetchedView{TokenPreview: c.AccessTokenPreview, RefreshTokenPreview: c.RefreshTokenPreview}
-			if !c.FetchedAt.IsZero() {
-				v.Fetched.FetchedAt = events.FormatTime(c.FetchedAt)
-			}
-			if !c.ExpiresAt.IsZero() {
-				v.Fetched.ExpiresAt = events.FormatTime(c.ExpiresAt)
-			}
-		}
+		v.Fetched = oauth2Fetched(c)
 		return v
 	}
 	if t.Type == auth.TypeHTTP && a.mgr != nil {
@@ -288,6 +280,22 @@ func (a *Service) view(ctx context.Context, t *auth.Token) TokenView {
 		}
 	}
 	return v
+}
+
+// oauth2Fetched describes the tokens of a connection, nil when it has
+// none.
+func oauth2Fetched(c auth.OAuth2View) *FetchedView {
+	if c.AccessTokenPreview == "" && c.RefreshTokenPreview == "" {
+		return nil
+	}
+	f := &FetchedView{TokenPreview: c.AccessTokenPreview, RefreshTokenPreview: c.RefreshTokenPreview}
+	if !c.FetchedAt.IsZero() {
+		f.FetchedAt = events.FormatTime(c.FetchedAt)
+	}
+	if !c.ExpiresAt.IsZero() {
+		f.ExpiresAt = events.FormatTime(c.ExpiresAt)
+	}
+	return f
 }
 
 // TokenView returns the token id as admins see it.

@@ -57,20 +57,28 @@ type grant struct {
 	code string
 }
 
-// requestToken makes one token request for tok: a refresh with refresh
-// when it is set, otherwise client_credentials. Scopes and extra_params go
-// with every request.
-func (m *Manager) requestToken(ctx context.Context, tok *Token, refresh Secret) grant {
-	o := tok.OAuth2
+// endpointContext is the context of one request to a token endpoint: the
+// Fetcher's timeout and guarded client (for x/oauth2), and sent, which
+// says whether the request was written (a refresh token sent may have been
+// spent).
+func (m *Manager) endpointContext(ctx context.Context) (context.Context, context.CancelFunc, *atomic.Bool) {
 	ctx, cancel := context.WithTimeout(ctx, m.fetcher.timeout)
-	defer cancel()
-	var sent atomic.Bool
+	sent := &atomic.Bool{}
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
 		if i.Err == nil {
 			sent.Store(true)
 		}
 	}})
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, m.fetcher.client)
+	return context.WithValue(ctx, oauth2.HTTPClient, m.fetcher.client), cancel, sent
+}
+
+// requestToken makes one token request for tok: a refresh with refresh
+// when it is set, otherwise client_credentials. Scopes and extra_params go
+// with every request.
+func (m *Manager) requestToken(ctx context.Context, tok *Token, refresh Secret) grant {
+	o := tok.OAuth2
+	ctx, cancel, sent := m.endpointContext(ctx)
+	defer cancel()
 
 	params := url.Values{}
 	for k, v := range o.ExtraParams {
@@ -101,15 +109,8 @@ func (m *Manager) requestToken(ctx context.Context, tok *Token, refresh Secret) 
 // authorization request named (RFC 6749 §4.1.3, RFC 7636 §4.5).
 func (m *Manager) exchangeCode(ctx context.Context, tok *Token, code, verifier Secret, redirectURI string) grant {
 	o := tok.OAuth2
-	ctx, cancel := context.WithTimeout(ctx, m.fetcher.timeout)
+	ctx, cancel, sent := m.endpointContext(ctx)
 	defer cancel()
-	var sent atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
-		if i.Err == nil {
-			sent.Store(true)
-		}
-	}})
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, m.fetcher.client)
 	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier.Reveal())}
 	for k, v := range o.ExtraParams {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
