@@ -24,6 +24,15 @@ func startService(t *testing.T, env *testEnv) *app {
 	env.set("ACTIONS_NATS_LISTEN", "127.0.0.1:0")
 	env.set("ACTIONS_ALLOW_PRIVATE_NETWORKS", "true")
 	env.set("NATS_URL", "")
+	a := runServe(t, env, "service")
+	env.set("NATS_URL", a.conn.srv.ClientURL())
+	return a
+}
+
+// runServe runs serve with the settings of env until the test ends, and
+// returns once the service is up.
+func runServe(t *testing.T, env *testEnv, what string) *app {
+	t.Helper()
 	s, err := loadSettings(env.getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -37,17 +46,16 @@ func startService(t *testing.T, env *testEnv) *app {
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
+			t.Errorf("serve (%s): %v", what, err)
 		}
 	})
 	select {
 	case a := <-ready:
-		env.set("NATS_URL", a.conn.srv.ClientURL())
 		return a
 	case err := <-done:
-		t.Fatalf("service did not start: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("service did not start")
+		t.Fatalf("%s did not start: %v", what, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not start", what)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,31 +25,7 @@ func startReplica(t *testing.T, natsURL, httpAddr string) *app {
 	t.Helper()
 	env := newEnv("NATS_URL", natsURL, "ACTIONS_DATA_DIR", t.TempDir(), "ACTIONS_ALLOW_PRIVATE_NETWORKS", "true",
 		"ACTIONS_HTTP_ADDR", httpAddr, "ACTIONS_PUBLIC_URL", "http://"+httpAddr)
-	s, err := loadSettings(env.getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *app, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, s, slog.New(slog.DiscardHandler), func(a *app) { ready <- a })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve (replica 2): %v", err)
-		}
-	})
-	select {
-	case a := <-ready:
-		return a
-	case err := <-done:
-		t.Fatalf("replica 2 did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("replica 2 did not start")
-	}
-	return nil
+	return runServe(t, env, "replica 2")
 }
 
 // whoAPI is an action API that answers 200 with the subject of the
