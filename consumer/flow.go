@@ -79,6 +79,9 @@ func (s *Service) handle(work context.Context, worker int, msg jetstream.Msg) {
 		s.complete(work, p)
 		return
 	}
+	if s.recent {
+		s.keepRecent(t, msg.Data())
+	}
 	if t.Live() && s.breaker != nil && s.breaker.Open(t.ActionID) {
 		s.run(work, p) // answered breaker_open: no call, no slot needed
 		return

@@ -50,6 +50,8 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	rejected  rateLimiter
+	// recent: keep a copy of each valid trigger (WithRecentTriggers).
+	recent bool
 
 	// beforeAck, when set, is called before a trigger is acked; returning
 	// false skips the ack, as a crash right before it would.

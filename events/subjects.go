@@ -1,6 +1,8 @@
 package events
 
 import (
+	"crypto/sha256"
+	enchex "encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -93,6 +95,18 @@ func (s Subjects) ResultFor(actionID string) string {
 	}
 	return s.Result(actionID)
 }
+
+// Recent is the subject of the kept copy of the trigger triggerID of
+// actionID (the stream of recent triggers keeps one message per subject):
+// its last token is a hash of the trigger id, which may hold any
+// character.
+func (s Subjects) Recent(actionID, triggerID string) string {
+	sum := sha256.Sum256([]byte(triggerID))
+	return s.Prefix + ".recent." + actionID + "." + enchex.EncodeToString(sum[:16])
+}
+
+// RecentWildcard matches every kept trigger.
+func (s Subjects) RecentWildcard() string { return s.Prefix + ".recent.>" }
 
 // Connection is the subject of the connection events of a token.
 func (s Subjects) Connection(tokenID string) string { return s.Prefix + ".connection." + tokenID }
