@@ -31,7 +31,10 @@ type Service struct {
 	logStream string
 	dead      *DeadLetters    // WithDeadLetters
 	connector *auth.Connector // WithConnector
-	onDeleted func(tokenID, endUserID string, d auth.ConnectionDeleted)
+	// WithRecentTriggers
+	recentJS     jetstream.JetStream
+	recentStream string
+	onDeleted    func(tokenID, endUserID string, d auth.ConnectionDeleted)
 }
 
 // New returns a Service for the installation of the subject prefix;

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -93,7 +94,10 @@ func noDeadLetter(seq uint64) string {
 type Rerun struct {
 	ID       string `json:"id"`
 	ActionID string `json:"action_id"`
-	Seq      uint64 `json:"seq"`
+	// Seq is the dead letter's sequence (dead.rerun).
+	Seq uint64 `json:"seq,omitempty"`
+	// Of is the id of the trigger re-run (triggers.rerun).
+	Of string `json:"of,omitempty"`
 }
 
 // Rerun publishes a copy of the dead letter seq as a test run: source
@@ -116,27 +120,36 @@ func (d *DeadLetters) Rerun(ctx context.Context, seq uint64) (Rerun, error) {
 	if dl == nil {
 		return Rerun{}, &Error{Code: CodeNotFound, Message: noDeadLetter(seq), err: jetstream.ErrMsgNotFound}
 	}
+	r, err := rerunAsTest(ctx, d.pub, d.subjects, dl.Data, fmt.Sprintf("dead letter %d", seq))
+	r.Seq = seq
+	return r, err
+}
+
+// rerunAsTest publishes a copy of the trigger data (what names it in
+// messages) as a test run: source test, a new id, on the test subject of
+// its action.
+func rerunAsTest(ctx context.Context, pub Publisher, subjects events.Subjects, data []byte, what string) (Rerun, error) {
 	var t map[string]json.RawMessage
-	if err := json.Unmarshal(dl.Data, &t); err != nil || t == nil {
-		return Rerun{}, errorf(CodeBadRequest, "dead letter %d is not a JSON trigger: it cannot be re-run", seq)
+	if err := json.Unmarshal(data, &t); err != nil || t == nil {
+		return Rerun{}, errorf(CodeBadRequest, "%s is not a JSON trigger: it cannot be re-run", what)
 	}
 	var actionID string
 	if err := json.Unmarshal(t["action_id"], &actionID); err != nil || !events.ValidID(actionID) {
-		return Rerun{}, errorf(CodeBadRequest, "dead letter %d has no valid action_id: it cannot be re-run", seq)
+		return Rerun{}, errorf(CodeBadRequest, "%s has no valid action_id: it cannot be re-run", what)
 	}
 	id := "rerun_" + nuid.Next()
 	t["id"], _ = json.Marshal(id)
 	t["source"], _ = json.Marshal(events.SourceTest)
-	data, err := json.Marshal(t)
+	out, err := json.Marshal(t)
 	if err != nil {
 		return Rerun{}, err
 	}
-	msg := &nats.Msg{Subject: d.subjects.Trigger(events.SourceTest, actionID), Data: bytes.TrimSpace(data), Header: nats.Header{}}
+	msg := &nats.Msg{Subject: subjects.Trigger(events.SourceTest, actionID), Data: bytes.TrimSpace(out), Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
-	if _, err := d.pub.PublishMsg(ctx, msg); err != nil {
-		return Rerun{}, errorf(CodeInternal, "publish the test run of dead letter %d: %v", seq, err)
+	if _, err := pub.PublishMsg(ctx, msg); err != nil {
+		return Rerun{}, errorf(CodeInternal, "publish the test run of %s: %v", what, err)
 	}
-	return Rerun{ID: id, ActionID: actionID, Seq: seq}, nil
+	return Rerun{ID: id, ActionID: actionID}, nil
 }
 
 func (a *Service) deadLetters() (*DeadLetters, error) {

@@ -89,6 +89,15 @@ func (a *Service) Handle(ctx context.Context, verb string, data []byte) (any, er
 			return nil, err
 		}
 		return a.DeleteConnection(ctx, req.TokenID, req.EndUserID)
+	case "triggers.rerun":
+		var req struct {
+			ActionID  string `json:"action_id"`
+			TriggerID string `json:"trigger_id"`
+		}
+		if err := decodeStrict(data, &req); err != nil {
+			return nil, err
+		}
+		return a.RerunTrigger(ctx, req.ActionID, req.TriggerID)
 	case "dead.list":
 		if err := decodeStrict(data, &struct{}{}); err != nil {
 			return nil, err
@@ -161,7 +170,7 @@ func (a *Service) Handle(ctx context.Context, verb string, data []byte) (any, er
 		}
 		return map[string]bool{"ok": true}, nil
 	default:
-		return nil, errorf(CodeUnknown, "unknown admin request %q: known are tokens.test, tokens.save, tokens.get, tokens.list, tokens.delete, tokens.forget, tokens.usage, tokens.connect, connections.list, connections.delete, dead.list, dead.replay, dead.rerun, breakers.list, breakers.reset, limits.set, limits.get, limits.list and limits.delete", verb)
+		return nil, errorf(CodeUnknown, "unknown admin request %q: known are tokens.test, tokens.save, tokens.get, tokens.list, tokens.delete, tokens.forget, tokens.usage, tokens.connect, connections.list, connections.delete, triggers.rerun, dead.list, dead.replay, dead.rerun, breakers.list, breakers.reset, limits.set, limits.get, limits.list and limits.delete", verb)
 	}
 }
 

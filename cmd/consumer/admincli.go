@@ -519,3 +519,26 @@ func runConnections(ctx context.Context, args []string, getenv func(string) stri
 	}
 	return nil
 }
+
+// runTriggers re-runs a logged trigger as a test run, from the copies the
+// service keeps with ACTIONS_KEEP_TRIGGERS.
+func runTriggers(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	a, err := parseAdminCommand("triggers", "usage: consumer triggers rerun ACTION_ID TRIGGER_ID   [-o json]", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if a.verb != "rerun" {
+		return fmt.Errorf("triggers: unknown command %q (rerun)", a.verb)
+	}
+	if err := a.args(2, "an action id and a trigger id"); err != nil {
+		return err
+	}
+	reply, done, err := a.request(ctx, map[string]string{"action_id": a.fs.Arg(0), "trigger_id": a.fs.Arg(1)}, stdout, stderr)
+	if done {
+		return err
+	}
+	var r admin.Rerun
+	_ = json.Unmarshal(reply, &r)
+	fmt.Fprintf(stdout, "trigger %s of %s published again as test run %s (consumer logs %s shows its result)\n", a.fs.Arg(1), r.ActionID, r.ID, r.ActionID)
+	return nil
+}

@@ -47,6 +47,7 @@ const usage = `consumer: the Custom Actions engine
   consumer limits set ACTION_ID -rate N -burst N -max-concurrent N | get ACTION_ID | list | delete ACTION_ID
                                  an action's fleet-wide limits
   consumer dead list | replay SEQ... | replay all                 dead-lettered triggers
+  consumer triggers rerun ACTION_ID TRIGGER_ID   re-run a logged trigger as a test (ACTIONS_KEEP_TRIGGERS)
   consumer settings              print the settings: value (secrets masked), default, type, meaning
 
 Settings come from environment variables; see the README.
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runLimits(ctx, args, getenv, stdout, stderr)
 	case "connections":
 		return runConnections(ctx, args, getenv, stdout, stderr)
+	case "triggers":
+		return runTriggers(ctx, args, getenv, stdout, stderr)
 	case "dead":
 		return runDead(ctx, args, getenv, stdout, stderr)
 	case "settings":

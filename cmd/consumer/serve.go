@@ -124,6 +124,15 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app),
 	if err != nil {
 		return err
 	}
+	if s.KeepTriggers < 0 {
+		return fmt.Errorf("ACTIONS_KEEP_TRIGGERS is %d: give a number of bytes, or 0 to keep no copies", s.KeepTriggers)
+	}
+	if err := consumer.SetupRecent(ctx, c.js, cfg, s.KeepTriggers); err != nil {
+		return err
+	}
+	if s.KeepTriggers > 0 {
+		opts = append(opts, consumer.WithRecentTriggers())
+	}
 	reg := prometheus.NewRegistry()
 	metrics := consumer.NewMetrics(reg)
 	opts = append([]consumer.Option{consumer.WithLogger(log), consumer.WithHTTPClient(client),
@@ -145,6 +154,9 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app),
 				log.Warn("publish connection_deleted", "token_id", tokenID, "err", err)
 			}
 		})}
+	if s.KeepTriggers > 0 {
+		admOpts = append(admOpts, admin.WithRecentTriggers(c.js, consumer.RecentStream(cfg.Prefix)))
+	}
 	var connector *auth.Connector
 	if s.PublicURL != "" {
 		if s.HTTPAddr == "" {

@@ -67,6 +67,7 @@ type settings struct {
 	AdminPassword string        `envconfig:"ACTIONS_ADMIN_PASSWORD" desc:"password of the web admin UI at /ui/ on ACTIONS_HTTP_ADDR; empty disables the UI"`
 	PublicURL     string        `envconfig:"ACTIONS_PUBLIC_URL" desc:"the URL at which end users' browsers reach ACTIONS_HTTP_ADDR: connect links (/connect/<state>) and the OAuth callback (/oauth/callback) of authorization_code tokens; empty disables connecting"`
 	ConnectTTL    time.Duration `envconfig:"ACTIONS_CONNECT_TTL" default:"10m" desc:"how long a connect link (authorization_url) stays valid; it is single use"`
+	KeepTriggers  int64         `envconfig:"ACTIONS_KEEP_TRIGGERS" default:"0" desc:"bytes of recent triggers kept (copies, in stream ACTIONS_RECENT, the oldest dropped first) so that an admin can re-run a logged trigger as a test; 0 keeps none"`
 	TokensFile    string        `envconfig:"ACTIONS_TOKENS_FILE" desc:"JSON file of tokens (one or an array) saved at start-up, each validated and tested like tokens.save"`
 	CPUProfile    string        `envconfig:"ACTIONS_CPU_PROFILE" desc:"write a CPU profile of the whole run to this file (load runs)"`
 	GCPercent     int           `envconfig:"ACTIONS_GC_PERCENT" default:"200" desc:"Go GC target percentage (GOGC) of the service when GOGC is not set: 200 trades ~4 MB of heap for ~10 % less CPU per trigger"`
