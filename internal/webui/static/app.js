@@ -613,7 +613,7 @@ $('#logs-latest').addEventListener('click', () => loadLogs());
 // response when there was one.
 async function showResult(action, id) {
   $('#result-panel').hidden = false; $('#rp-trigger').textContent = id; $('#rp-error').textContent = '';
-  offerRerun(id);
+  offerRerun(id, action);
   for (const f of ['#rp-status', '#rp-code', '#rp-message', '#rp-http', '#rp-attempts', '#rp-refreshed', '#rp-finished', '#rp-json',
     '#rp-end-user', '#rp-link-sent']) $(f).replaceChildren();
   $('#rp-fields').hidden = true; $('#rp-response').hidden = true; $('#rp-end-user-row').hidden = true; $('#rp-link-row').hidden = true;
@@ -649,17 +649,22 @@ async function showResult(action, id) {
   $('#result-panel').scrollIntoView({block: 'nearest'});
 }
 
-// offerRerun offers "Re-run as test" for a trigger that is a dead letter:
-// only those still hold the trigger's request (a finished one is gone, and
-// results and logs keep only its method and URL).
-let rerunSeq = 0;
-async function offerRerun(id) {
-  rerunSeq = 0; $('#rp-rerun').hidden = true; $('#rp-rerun-hint').hidden = true; $('#rp-rerun-status').textContent = '';
+// offerRerun offers "Re-run as test" for the trigger shown: a dead letter
+// is re-run from the dead-letter stream, another from the copies of recent
+// triggers the service keeps with ACTIONS_KEEP_TRIGGERS (a finished trigger
+// is gone from the triggers stream, a work queue); the server says when it
+// has no copy.
+let rerunSeq = 0, rerunAction = '', rerunID = '';
+async function offerRerun(id, action) {
+  rerunSeq = 0; rerunAction = action || ''; rerunID = id;
+  $('#rp-rerun').hidden = true; $('#rp-rerun-hint').hidden = true; $('#rp-rerun-status').textContent = '';
   let list = [];
   try { ({dead_letters: list} = await admin('dead.list')); } catch { list = []; }
   if ($('#rp-trigger').textContent !== id) return; // another trigger was opened meanwhile
   const d = list.filter((d) => d.trigger_id === id).pop();
-  if (d) { rerunSeq = d.seq; $('#rp-rerun').hidden = false; } else $('#rp-rerun-hint').hidden = false;
+  if (d) { rerunSeq = d.seq; rerunAction = d.action_id; }
+  $('#rp-rerun').hidden = !rerunAction;
+  $('#rp-rerun-hint').hidden = !!d || !rerunAction;
 }
 async function rerun(seq, status) {
   try {
@@ -667,7 +672,14 @@ async function rerun(seq, status) {
     status.className = 'ok'; status.textContent = 'test run ' + r.id + ' sent';
   } catch (e) { status.className = 'error'; status.textContent = e.message; }
 }
-$('#rp-rerun').addEventListener('click', () => rerun(rerunSeq, $('#rp-rerun-status')));
+async function rerunLogged(action, id, status) {
+  try {
+    const r = await admin('triggers.rerun', {action_id: action, trigger_id: id});
+    status.className = 'ok'; status.textContent = 'test run ' + r.id + ' sent';
+  } catch (e) { status.className = 'error'; status.textContent = e.message; }
+}
+$('#rp-rerun').addEventListener('click', () => rerunSeq ? rerun(rerunSeq, $('#rp-rerun-status'))
+  : rerunLogged(rerunAction, rerunID, $('#rp-rerun-status')));
 
 $('#tt-send').addEventListener('click', async () => {
   const t = {action_id: $('#tt-action').value.trim(), token_id: $('#tt-token').value.trim() || undefined,
