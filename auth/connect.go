@@ -164,7 +164,9 @@ func stateKey(state string) string {
 
 // Link makes a single-use connect link for req: the token must be an
 // authorization_code oauth2 token, per_end_user exactly when req names an
-// end user.
+// end user. An end user who was given a link that is still unused and
+// valid for at least half of its TTL gets that link again (its connection
+// event names the trigger that asked first).
 func (c *Connector) Link(ctx context.Context, req ConnectRequest) (string, error) {
 	tok, err := c.store.Get(ctx, req.TokenID)
 	if err != nil {
@@ -172,6 +174,11 @@ func (c *Connector) Link(ctx context.Context, req ConnectRequest) (string, error
 	}
 	if err := connectable(tok, req.EndUserID); err != nil {
 		return "", err
+	}
+	if req.EndUserID != "" {
+		if link := c.pendingLink(ctx, req); link != "" {
+			return link, nil
+		}
 	}
 	state := rand.Text()
 	key := stateKey(state)
@@ -188,7 +195,58 @@ func (c *Connector) Link(ctx context.Context, req ConnectRequest) (string, error
 	if _, err := c.states.Create(ctx, key, data); err != nil {
 		return "", fmt.Errorf("store connect link: %w", err)
 	}
+	if req.EndUserID != "" {
+		c.rememberLink(ctx, req, state, now)
+	}
 	return c.public + ConnectPath + state, nil
+}
+
+// pendingRecord points at the link an end user was last given, so that
+// the triggers that follow for them (a bot retrying, a flood) get the same
+// link instead of a new state each.
+type pendingRecord struct {
+	// State is the link's state, sealed when a key is set.
+	State     string `json:"state"`
+	ExpiresAt int64  `json:"expires_at_ms"`
+}
+
+func pendingKey(tokenID, endUser string) string {
+	sum := sha256.Sum256([]byte(tokenID + "\x00" + endUser))
+	return "u_" + hex.EncodeToString(sum[:20])
+}
+
+// pendingLink returns the link the end user of req was given, while it
+// is unused and valid for at least half of its TTL; "" otherwise.
+func (c *Connector) pendingLink(ctx context.Context, req ConnectRequest) string {
+	key := pendingKey(req.TokenID, req.EndUserID)
+	e, err := c.states.Get(ctx, key)
+	if err != nil {
+		return ""
+	}
+	var p pendingRecord
+	if json.Unmarshal(e.Value(), &p) != nil || c.now().Add(c.ttl/2).After(time.UnixMilli(p.ExpiresAt)) {
+		return ""
+	}
+	state, err := c.mgr.sealer.Open(p.State, "connect/"+key)
+	if err != nil {
+		return ""
+	}
+	if st, _, err := c.load(ctx, state); err != nil || st.TokenID != req.TokenID || st.EndUserID != req.EndUserID {
+		return "" // used, expired or unreadable: make a new one
+	}
+	return c.public + ConnectPath + state
+}
+
+// rememberLink records the link just made for the end user of req; a
+// failure only means the next trigger gets a new link.
+func (c *Connector) rememberLink(ctx context.Context, req ConnectRequest, state string, now time.Time) {
+	key := pendingKey(req.TokenID, req.EndUserID)
+	sealed, err := c.mgr.sealer.Seal(state, "connect/"+key)
+	if err != nil {
+		return
+	}
+	data, _ := json.Marshal(pendingRecord{State: sealed, ExpiresAt: now.Add(c.ttl).UnixMilli()})
+	_, _ = c.states.Put(ctx, key, data)
 }
 
 // connectable reports why tok cannot be connected for endUser.

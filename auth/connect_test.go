@@ -450,3 +450,41 @@ func TestConnectUserRefreshIsFencedAcrossReplicas(t *testing.T) {
 		t.Fatalf("refreshes %d, rotations %d: want at least one per user, each answered with a rotation", e.srv.RefreshCalls(), e.srv.Rotations())
 	}
 }
+
+// TestConnectLinkIsReusedWhilePending: the triggers that follow for an end
+// user who has not connected yet get the link they were given (not a new
+// state each), until it is used or half its time has passed.
+func TestConnectLinkIsReusedWhilePending(t *testing.T) {
+	e := newConnectEnv(t)
+	r1, r2 := e.replica(t, "r1"), e.replica(t, "r2")
+	e.perUserToken(t, r1)
+	first := e.mustAuthorize(t, r1, "u1")
+	for range 3 {
+		if again := e.mustAuthorize(t, r2, "u1"); strings.TrimPrefix(again, r2.web.URL) != strings.TrimPrefix(first, r1.web.URL) {
+			t.Fatalf("a second trigger got another link: %s, then %s", first, again)
+		}
+	}
+	if other := e.mustAuthorize(t, r1, "u2"); other == first {
+		t.Fatal("two end users got the same link")
+	}
+	e.clock.advance(DefaultConnectTTL/2 + time.Second)
+	fresh := e.mustAuthorize(t, r1, "u1")
+	if fresh == first {
+		t.Fatal("a link past half its time was given again")
+	}
+	back := e.srv.Login(t, fresh, "alice", "alice-password")
+	if _, err := r1.conn.Complete(t.Context(), back.Query()); err != nil {
+		t.Fatal(err)
+	}
+	// Connected: the next trigger calls; after a deletion, a new link.
+	if sub, err := e.call(t, r1, "u1"); sub != "alice" || err != nil {
+		t.Fatalf("call: %q %v", sub, err)
+	}
+	tok, _ := e.tokens.Get(t.Context(), "crm")
+	if _, err := r1.mgr.DeleteConnection(t.Context(), tok, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if again := e.mustAuthorize(t, r1, "u1"); again == fresh {
+		t.Fatal("a used link was given again")
+	}
+}
