@@ -351,6 +351,9 @@ func (c *Connector) Complete(ctx context.Context, q url.Values) (Connected, erro
 		}
 		return Connected{}, &ConnectError{Kind: ConnectUnavailable, Message: "The connection service is unavailable. Ask for a new link.", Err: err}
 	}
+	// The state is spent: finish even if the browser goes away meanwhile.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	if e := q.Get("error"); e != "" {
 		msg := "You did not allow access, so nothing was connected."
 		if e != "access_denied" {
