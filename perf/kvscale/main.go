@@ -114,7 +114,7 @@ func main() {
 	}
 	fill(js, cfg.Prefix, *breakers, func(i int) (string, []byte) {
 		rec, _ := json.Marshal(map[string]any{"action_id": fmt.Sprintf("action-%d", i), "state": "closed", "generation": 1,
-			"buckets": []map[string]any{{"start_ms": time.Now().Add(-time.Hour).UnixMilli(), "f": 1, "s": 3}},
+			"buckets":              []map[string]any{{"start_ms": time.Now().Add(-time.Hour).UnixMilli(), "f": 1, "s": 3}},
 			"consecutive_failures": 0, "updated_at": time.Now().UTC().Format(time.RFC3339Nano)})
 		return fmt.Sprintf("action-%d", i), rec
 	}, cfg.BreakerBucket)
