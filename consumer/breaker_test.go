@@ -162,7 +162,9 @@ func TestBreakerTestTriggersBypassAndAdminReset(t *testing.T) {
 		h.result(fmt.Sprintf("live%d", i), 10*time.Second)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for brB.Get("act").State != breaker.Open && time.Now().Before(deadline) {
+	// Each replica learns of the other's change through its watch, a few
+	// milliseconds later.
+	for (brA.Get("act").State != breaker.Open || brB.Get("act").State != breaker.Open) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	stBefore := brA.Get("act")
