@@ -159,7 +159,7 @@ func TestExchangeRefused(t *testing.T) {
 	f.conf.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
 	ctx := t.Context()
 
-	code, verifier := f.code(t, "alice", "alice-password")
+	code, _ := f.code(t, "alice", "alice-password")
 	_, err := f.conf.Exchange(ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
 	if got := oauthError(t, err); got != "invalid_grant" {
 		t.Errorf("wrong verifier: error %q, want invalid_grant", got)
@@ -170,7 +170,7 @@ func TestExchangeRefused(t *testing.T) {
 		t.Errorf("no verifier: error %q, want invalid_request", got)
 	}
 
-	code, verifier = f.code(t, "alice", "alice-password")
+	code, verifier := f.code(t, "alice", "alice-password")
 	tok, err := f.conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
