@@ -131,7 +131,7 @@ func New(js jetstream.JetStream, res *Resources, cfg Config, opts ...Option) (*S
 	s.maxResult -= 1024 // the Nats-Msg-Id header and the protocol line
 	if s.tokens == nil {
 		s.tokens = auth.NewStore(res.Tokens, nil)
-		s.mgr = auth.NewManager(res.Fetched, auth.NewFetcher(auth.WithHTTPClient(s.client)))
+		s.mgr = auth.NewManager(res.Fetched, auth.NewFetcher(auth.WithHTTPClient(s.client)), auth.WithConnections(res.Connections, 0))
 	}
 	s.auth = auth.NewAuthenticator(s.tokens, s.mgr)
 	s.mgr.OnHealthChange(s.metrics.TokenHealthHook(TokenHealthLog(s.pub, s.log, s.now)))
