@@ -22,10 +22,10 @@ func TestSize(t *testing.T) {
 		want     Sizing
 	}{
 		{"issue's goal: 8000/s at 200 ms with a tail (mean 265 ms)", 8000, 265 * time.Millisecond, 64,
-			Sizing{InFlight: 2120, Workers: 4288, ActionConcurrency: 2144, MaxAckPending: 4 * (4288 + 64)}},
-		{"1000/s at 300 ms", 1000, 300 * time.Millisecond, 64, Sizing{InFlight: 300, Workers: 640, ActionConcurrency: 320, MaxAckPending: 2816}},
-		{"a trickle still gets 64 workers", 1, 100 * time.Millisecond, 64, Sizing{InFlight: 1, Workers: 64, ActionConcurrency: 32, MaxAckPending: 512}},
-		{"no prefetch", 100, time.Second, 0, Sizing{InFlight: 100, Workers: 256, ActionConcurrency: 128, MaxAckPending: 1024}},
+			Sizing{InFlight: 2120, Workers: 4288, ActionConcurrency: 3216, MaxAckPending: 4 * (4288 + 64)}},
+		{"1000/s at 300 ms", 1000, 300 * time.Millisecond, 64, Sizing{InFlight: 300, Workers: 640, ActionConcurrency: 480, MaxAckPending: 2816}},
+		{"a trickle still gets 64 workers", 1, 100 * time.Millisecond, 64, Sizing{InFlight: 1, Workers: 64, ActionConcurrency: 48, MaxAckPending: 512}},
+		{"no prefetch", 100, time.Second, 0, Sizing{InFlight: 100, Workers: 256, ActionConcurrency: 192, MaxAckPending: 1024}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -48,9 +48,9 @@ func TestCapacityDefaults(t *testing.T) {
 		want sizes
 	}{
 		{"defaults", Config{}, sizes{1024, 256, 64, 4 * (1024 + 64)}},
-		{"expected load", Config{ExpectedRate: 8000, ExpectedLatency: 265 * time.Millisecond}, sizes{4288, 2144, 64, 4 * (4288 + 64)}},
-		{"expected load, no prefetch", Config{ExpectedRate: 1000, ExpectedLatency: 300 * time.Millisecond, Prefetch: NoPrefetch}, sizes{640, 320, 0, 2560}},
-		{"explicit workers win over the expected load", Config{ExpectedRate: 8000, ExpectedLatency: time.Second, Workers: 100}, sizes{100, 50, 64, 656}},
+		{"expected load", Config{ExpectedRate: 8000, ExpectedLatency: 265 * time.Millisecond}, sizes{4288, 3216, 64, 4 * (4288 + 64)}},
+		{"expected load, no prefetch", Config{ExpectedRate: 1000, ExpectedLatency: 300 * time.Millisecond, Prefetch: NoPrefetch}, sizes{640, 480, 0, 2560}},
+		{"explicit workers win over the expected load", Config{ExpectedRate: 8000, ExpectedLatency: time.Second, Workers: 100}, sizes{100, 75, 64, 656}},
 		{"explicit settings", Config{Workers: 8, ActionConcurrency: 3, Prefetch: 5, MaxAckPending: 40}, sizes{8, 3, 5, 40}},
 		{"explicit settings with an expected load", Config{ExpectedRate: 8000, ExpectedLatency: time.Second, Workers: 8, ActionConcurrency: 3, Prefetch: 5, MaxAckPending: 40}, sizes{8, 3, 5, 40}},
 	} {
@@ -76,9 +76,8 @@ func TestExpectedLoadNeedsRateAndLatency(t *testing.T) {
 	}
 }
 
-// TestWorkersBoundCallsInFlight: triggers are executed by goroutines
-// started per trigger, never more than Workers at once, and every trigger
-// gets its result.
+// TestWorkersBoundCallsInFlight: workers start as they are needed, never
+// more than Workers execute at once, and every trigger gets its result.
 func TestWorkersBoundCallsInFlight(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Config{Workers: 3, ActionConcurrency: 3})

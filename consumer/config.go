@@ -48,13 +48,13 @@ type Config struct {
 	ExpectedRate    float64
 	ExpectedLatency time.Duration
 	// Workers bounds the triggers executed at once per process: 1024, or
-	// Size(ExpectedRate, ExpectedLatency). A worker is a goroutine only
-	// while it executes a trigger: idle ones cost nothing.
+	// Size(ExpectedRate, ExpectedLatency). Workers start as they are
+	// needed: a process runs as many as it had triggers in flight at once.
 	Workers int
 	// ActionConcurrency bounds the triggers of one action executing at
-	// once in a process (a bulkhead): a quarter of Workers (half with an
-	// expected rate: one action alone can carry it), at least 1. More
-	// wait parked, holding no worker.
+	// once in a process (a bulkhead): a quarter of Workers (three quarters
+	// with an expected rate: one action alone can carry it), at least 1.
+	// More wait parked, holding no worker.
 	ActionConcurrency int
 	Prefetch          int // 64 triggers pulled ahead of the workers; NoPrefetch (-1) for none
 	// MaxAckPending bounds the triggers handed out and not yet acked,
@@ -121,13 +121,13 @@ func (c Config) WithDefaults() Config {
 	case c.Prefetch < 0:
 		c.Prefetch = 0
 	}
-	share := 4 // of the workers one action may use
+	actionShare := quarter // of the workers one action may use
 	if c.ExpectedRate > 0 && c.ExpectedLatency > 0 {
 		defInt(&c.Workers, Size(c.ExpectedRate, c.ExpectedLatency, c.Prefetch).Workers)
-		share = 2
+		actionShare = threeQuarters
 	}
 	defInt(&c.Workers, DefaultWorkers)
-	defInt(&c.ActionConcurrency, max(1, c.Workers/share))
+	defInt(&c.ActionConcurrency, actionShare(c.Workers))
 	defInt(&c.MaxAckPending, 4*(c.Workers+c.Prefetch))
 	defInt(&c.MaxDeliver, 5)
 	defInt(&c.MaxTriggerBytes, 256<<10)

@@ -193,7 +193,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.dispatch(work, msgs) })
+	wg.Go(func() { s.workers(work, msgs) })
 	s.log.Info("consuming triggers", "stream", s.cfg.TriggerStream, "durable", s.cfg.Durable, "workers", s.cfg.Workers,
 		"action_concurrency", s.cfg.ActionConcurrency, "prefetch", s.cfg.Prefetch, "max_ack_pending", s.cfg.MaxAckPending)
 	close(s.ready)

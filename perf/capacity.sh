@@ -5,16 +5,19 @@
 # offered rate. Prints one row: the drive's line, then the consumer's CPU
 # per trigger, nats-server's and the mock API's, the consumer's RSS idle
 # (before the drive) and peak (VmHWM), and KB per call in flight.
-#   perf/capacity.sh [-name N] [-workers W] [-rate R] [-duration 20s] [-dist tail] [-out FILE] [-n N]
+#   perf/capacity.sh [-name N] [-pipeline consumer|floor] [-workers W] [-rate R] [-duration 20s] [-dist tail] [-out FILE] [-n N]
+# -pipeline floor runs the shared harness's floor with -concurrency W
+# (pull batch and max_ack_pending W + 256) in place of the consumer.
 # EXTRA_ENV (e.g. "ACTIONS_MAX_ACK_PENDING=4096") goes to the consumer.
 # PERF (the shared harness binary), CONSUMER and CAPACITY (go build -o ...
 # ./perf/capacity) must be set; perf/capacity-all.sh builds them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-name=consumer workers=1024 rate=4000 duration=20s dist=tail out=/tmp/perf/capacity.txt n=20000
+name=consumer pipeline=consumer workers=1024 rate=4000 duration=20s dist=tail out=/tmp/perf/capacity.txt n=20000
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	-name) name=$2; shift 2 ;;
+	-pipeline) pipeline=$2; shift 2 ;;
 	-workers) workers=$2; shift 2 ;;
 	-rate) rate=$2; shift 2 ;;
 	-duration) duration=$2; shift 2 ;;
@@ -24,13 +27,15 @@ while [[ $# -gt 0 ]]; do
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
 done
-: "${PERF:?set PERF to the shared harness binary}" "${CONSUMER:?}" "${CAPACITY:?}"
+: "${PERF:?set PERF to the shared harness binary}" "${CAPACITY:?}"
+[[ $pipeline == floor ]] || : "${CONSUMER:?set CONSUMER to the consumer binary}"
 mkdir -p /tmp/perf "$(dirname "$out")"
 work=$(mktemp -d /tmp/perf/cap.XXXXXX)
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+	cp "$work/consumer.log" /tmp/perf/last-pipeline.log 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,7 +51,12 @@ for _ in $(seq 50); do
 	grep -q nats:// "$work/nats.log" && grep -q http:// "$work/mock.log" && break
 	sleep 0.1
 done
-C=$workers NATS_URL=nats://127.0.0.1:14222 "$here/consumer.sh" >"$work/consumer.log" 2>&1 &
+"$PERF" drive -nats nats://127.0.0.1:14222 -n 0 -create-streams=true >/dev/null
+if [[ $pipeline == floor ]]; then
+	"$PERF" floor -nats nats://127.0.0.1:14222 -concurrency "$workers" >"$work/consumer.log" 2>&1 &
+else
+	C=$workers NATS_URL=nats://127.0.0.1:14222 "$here/consumer.sh" >"$work/consumer.log" 2>&1 &
+fi
 cpid=$!; pids+=($cpid)
 "$CAPACITY" drive -nats nats://127.0.0.1:14222 -rate 0 -n 0 -wait-consumer 60s >/dev/null 2>&1 || true
 sleep 1

@@ -63,8 +63,8 @@ func TestSettingsSizedFromTheExpectedLoad(t *testing.T) {
 		workers, actionConcurrency, maxPending int
 	}{
 		{"defaults", nil, 1024, 256, 4 * (1024 + 64)},
-		{"8000/s at 265 ms", []string{"ACTIONS_EXPECTED_RATE", "8000", "ACTIONS_EXPECTED_LATENCY", "265ms"}, 4288, 2144, 4 * (4288 + 64)},
-		{"workers set", []string{"ACTIONS_EXPECTED_RATE", "8000", "ACTIONS_EXPECTED_LATENCY", "265ms", "ACTIONS_WORKERS", "100"}, 100, 50, 4 * (100 + 64)},
+		{"8000/s at 265 ms", []string{"ACTIONS_EXPECTED_RATE", "8000", "ACTIONS_EXPECTED_LATENCY", "265ms"}, 4288, 3216, 4 * (4288 + 64)},
+		{"workers set", []string{"ACTIONS_EXPECTED_RATE", "8000", "ACTIONS_EXPECTED_LATENCY", "265ms", "ACTIONS_WORKERS", "100"}, 100, 75, 4 * (100 + 64)},
 		{"all set", []string{"ACTIONS_EXPECTED_RATE", "8000", "ACTIONS_EXPECTED_LATENCY", "265ms", "ACTIONS_WORKERS", "100",
 			"ACTIONS_ACTION_CONCURRENCY", "7", "ACTIONS_MAX_ACK_PENDING", "300"}, 100, 7, 300},
 	} {
