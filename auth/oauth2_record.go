@@ -287,31 +287,24 @@ func (m *Manager) readOAuth(ctx context.Context, id string) (*oauthConn, error) 
 // meanwhile is an error wrapping jetstream.ErrKeyExists or
 // jetstream.ErrKeyRevisionMismatch: nothing was written.
 func (m *Manager) writeOAuth(ctx context.Context, id string, c *oauthConn, rev uint64) (*oauthConn, error) {
-	kv, key, err := m.connKV(id)
-	if err != nil {
-		return nil, err
-	}
-	data, err := m.encodeOAuth(id, c)
-	if err != nil {
-		return nil, err
-	}
-	if rev == 0 {
-		c.Rev, err = kv.Create(ctx, key, data)
-	} else {
-		c.Rev, err = kv.Update(ctx, key, data, rev)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("write oauth2 connection of %s: %w", describeConn(id), err)
-	}
-	m.rememberOAuth(id, c)
-	m.notify()
-	return c, nil
+	return m.storeOAuth(id, c, func(kv KV, key string, data []byte) (uint64, error) {
+		if rev == 0 {
+			return kv.Create(ctx, key, data)
+		}
+		return kv.Update(ctx, key, data, rev)
+	})
 }
 
 // putOAuth writes c as the record of id whatever is there (a new
 // connection saved by an admin): a refresh under way on the old one then
 // fails its compare-and-set and drops its result.
 func (m *Manager) putOAuth(ctx context.Context, id string, c *oauthConn) (*oauthConn, error) {
+	return m.storeOAuth(id, c, func(kv KV, key string, data []byte) (uint64, error) { return kv.Put(ctx, key, data) })
+}
+
+// storeOAuth encodes c, stores it with write in the bucket and under the
+// key of record id, and keeps it with its new revision.
+func (m *Manager) storeOAuth(id string, c *oauthConn, write func(kv KV, key string, data []byte) (uint64, error)) (*oauthConn, error) {
 	kv, key, err := m.connKV(id)
 	if err != nil {
 		return nil, err
@@ -320,7 +313,7 @@ func (m *Manager) putOAuth(ctx context.Context, id string, c *oauthConn) (*oauth
 	if err != nil {
 		return nil, err
 	}
-	if c.Rev, err = kv.Put(ctx, key, data); err != nil {
+	if c.Rev, err = write(kv, key, data); err != nil {
 		return nil, fmt.Errorf("write oauth2 connection of %s: %w", describeConn(id), err)
 	}
 	m.rememberOAuth(id, c)
