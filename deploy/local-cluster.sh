@@ -11,12 +11,25 @@
 # pids and env (sourceable: NATS_URL, the users' passwords, the replicas'
 # metrics addresses). BASE_PORT (default 24222) is the first client port:
 # clients BASE..BASE+2, cluster routes BASE+1000.., monitoring BASE+2000..,
-# consumer metrics BASE+3000 and BASE+3001.
+# consumer metrics BASE+3000, BASE+3001, ... (one per replica).
+#
+# Knobs (environment, for load runs such as perf/cluster/run.sh):
+#   CONSUMERS=2           consumer replicas, 0 to 3 (ACTIONS_METRICS_1.. in env)
+#   ACTIONS_REPLICAS=3    replicas of the streams and buckets; 1 gives R1 on the same 3 nodes
+#   ACTIONS_PARTITIONS=N  N > 1: the consumers get it, and the copy of accounts.conf in DIR
+#                         maps actions.trigger.*.* onto N partitions by action id
+#   SKIP_BUILD=1          use the binaries already in DIR/bin (nats-server, consumer)
+# Any other ACTIONS_* setting in the environment reaches the consumers as well.
 set -euo pipefail
 cmd=${1:-}
 dir=${2:-/tmp/actions-cluster}
 base=${BASE_PORT:-24222}
+consumers=${CONSUMERS:-2}
+replicas=${ACTIONS_REPLICAS:-3}
+partitions=${ACTIONS_PARTITIONS:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
+[[ $consumers =~ ^[0-3]$ ]] || { echo "CONSUMERS=$consumers: want 0 to 3" >&2; exit 2; }
+[[ $partitions =~ ^[0-9]+$ ]] || { echo "ACTIONS_PARTITIONS=$partitions: want a number" >&2; exit 2; }
 
 down() {
 	[[ -f $dir/pids ]] || return 0
@@ -44,7 +57,9 @@ wait_http() { # URL, what
 up() {
 	down
 	mkdir -p "$dir/bin" "$dir/logs"
-	(cd "$root" && go build -o "$dir/bin/nats-server" github.com/nats-io/nats-server/v2 && go build -o "$dir/bin/consumer" ./cmd/consumer)
+	if [[ ${SKIP_BUILD:-} != 1 || ! -x $dir/bin/nats-server || ! -x $dir/bin/consumer ]]; then
+		(cd "$root" && go build -o "$dir/bin/nats-server" github.com/nats-io/nats-server/v2 && go build -o "$dir/bin/consumer" ./cmd/consumer)
+	fi
 	pw() { head -c 18 /dev/urandom | base64 | tr -d '/+='; }
 	cat >"$dir/env" <<ENV
 export ACTIONS_CONSUMER_PASSWORD=$(pw)
@@ -54,12 +69,21 @@ export ACTIONS_OPS_PASSWORD=$(pw)
 export ACTIONS_ADMIN_PASSWORD=$(pw)
 export ACTIONS_SYS_PASSWORD=$(pw)
 export NATS_URL=nats://127.0.0.1:$base,nats://127.0.0.1:$((base + 1)),nats://127.0.0.1:$((base + 2))
-export ACTIONS_METRICS_1=127.0.0.1:$((base + 3000))
-export ACTIONS_METRICS_2=127.0.0.1:$((base + 3001))
 ENV
+	for ((i = 1; i <= consumers; i++)); do
+		echo "export ACTIONS_METRICS_$i=127.0.0.1:$((base + 2999 + i))" >>"$dir/env"
+	done
 	# shellcheck disable=SC1091
 	source "$dir/env"
-	cp "$root/deploy/nats/accounts.conf" "$dir/accounts.conf"
+	if ((partitions > 1)); then
+		# the marker line of accounts.conf becomes the account's subject mapping
+		mapping="mappings: { \"actions.trigger.*.*\": \"actions.partition.{{partition($partitions,2)}}.trigger.{{wildcard(1)}}.{{wildcard(2)}}\" }"
+		grep -q '^ *# @PARTITION_MAPPING@' "$root/deploy/nats/accounts.conf" ||
+			{ echo "deploy/nats/accounts.conf has no # @PARTITION_MAPPING@ line" >&2; exit 1; }
+		sed "s|^\( *\)# @PARTITION_MAPPING@.*|\1$mapping|" "$root/deploy/nats/accounts.conf" >"$dir/accounts.conf"
+	else
+		cp "$root/deploy/nats/accounts.conf" "$dir/accounts.conf"
+	fi
 	routes=""
 	for i in 0 1 2; do routes="$routes nats://127.0.0.1:$((base + 1000 + i))"; done
 	routes=$(echo "$routes" | sed 's/^ //; s/ /, /g')
@@ -73,19 +97,23 @@ ENV
 		echo $! >>"$dir/pids"
 	done
 	for i in 0 1 2; do wait_http "http://127.0.0.1:$((base + 2000 + i))/healthz" "node n$((i + 1))"; done
-	for i in 1 2; do
+	part_env=()
+	((partitions > 1)) && part_env=(ACTIONS_PARTITIONS="$partitions")
+	for ((i = 1; i <= consumers; i++)); do
 		addr_var=ACTIONS_METRICS_$i
-		NATS_USER=consumer NATS_PASSWORD=$ACTIONS_CONSUMER_PASSWORD ACTIONS_REPLICAS=3 \
-			ACTIONS_HTTP_ADDR=${!addr_var} ACTIONS_ALLOW_PRIVATE_NETWORKS=${ACTIONS_ALLOW_PRIVATE_NETWORKS:-true} \
+		env NATS_USER=consumer NATS_PASSWORD="$ACTIONS_CONSUMER_PASSWORD" ACTIONS_REPLICAS="$replicas" "${part_env[@]}" \
+			ACTIONS_HTTP_ADDR="${!addr_var}" ACTIONS_ALLOW_PRIVATE_NETWORKS="${ACTIONS_ALLOW_PRIVATE_NETWORKS:-true}" \
 			"$dir/bin/consumer" run >"$dir/logs/consumer$i.log" 2>&1 &
 		echo $! >>"$dir/pids"
 	done
-	for i in 1 2; do
+	for ((i = 1; i <= consumers; i++)); do
 		addr_var=ACTIONS_METRICS_$i
 		wait_http "http://${!addr_var}/readyz" "consumer replica $i"
 	done
+	what="R$replicas"
+	((partitions > 1)) && what="$what, $partitions partitions"
 	cat <<MSG
-3 NATS nodes and 2 consumer replicas are up (logs in $dir/logs).
+3 NATS nodes and $consumers consumer replicas ($what) are up (logs in $dir/logs).
   source $dir/env
   NATS_USER=producer NATS_PASSWORD=\$ACTIONS_PRODUCER_PASSWORD $dir/bin/consumer trigger -action demo -url http://127.0.0.1:PORT/your-api -wait 0
   NATS_USER=admin NATS_PASSWORD=\$ACTIONS_ADMIN_PASSWORD $dir/bin/consumer tokens list
