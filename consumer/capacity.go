@@ -19,7 +19,7 @@ import (
 // process runs as many worker goroutines as it had triggers in flight at
 // once (plus one), not Workers: idle capacity costs no stack, and the GC
 // does not scan thousands of idle stacks at every cycle.
-func (s *Service) workers(work context.Context, msgs jetstream.MessagesContext) {
+func (s *Service) workers(work context.Context, msgs triggerSource) {
 	p := &pool{s: s, work: work, msgs: msgs}
 	p.grow()
 	p.wg.Wait()
@@ -29,7 +29,7 @@ func (s *Service) workers(work context.Context, msgs jetstream.MessagesContext) 
 type pool struct {
 	s    *Service
 	work context.Context
-	msgs jetstream.MessagesContext
+	msgs triggerSource
 	wg   sync.WaitGroup
 
 	mu      sync.Mutex

@@ -41,6 +41,16 @@ type Config struct {
 	Durable       string // "actions-consumer", or prefix-consumer
 
 	Replicas int // 1 (3 on a cluster)
+	// Partitions spreads triggers over that many streams (2 to 64), each
+	// with its own leader, past the rate one stream leader carries. The
+	// server's subject mapping (events.Subjects.PartitionMapping) sends
+	// each action's triggers to the stream TriggerStream_P<k>; the
+	// TriggerStream itself stays and takes what the mapping does not (a
+	// malformed subject, or every trigger while the mapping is missing).
+	// 0 or 1: one trigger stream, the contract's. Every replica consumes
+	// every partition, and partition streams left from an earlier, larger
+	// setting too, so changing it loses nothing.
+	Partitions int
 	// ExpectedRate (triggers/s this process should sustain) and
 	// ExpectedLatency (the mean latency of the actions' APIs, their tail
 	// included) size Workers, ActionConcurrency and MaxAckPending when
@@ -173,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		errs = append(errs, fmt.Errorf("replicas must be 1, 3 or 5, got %d", c.Replicas))
+	}
+	if c.Partitions < 0 || c.Partitions > events.MaxPartitions {
+		errs = append(errs, fmt.Errorf("partitions must be 0 (one trigger stream) or 2 to %d, got %d", events.MaxPartitions, c.Partitions))
 	}
 	if c.DefaultTimeout > c.MaxTimeout {
 		errs = append(errs, fmt.Errorf("default timeout %s is more than the maximum timeout %s", c.DefaultTimeout, c.MaxTimeout))

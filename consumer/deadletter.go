@@ -49,7 +49,9 @@ func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetst
 	seq := strconv.FormatUint(meta.Sequence.Stream, 10)
 	dead := &nats.Msg{Subject: s.cfg.Prefix + ".dead." + deadSubjectToken(r.res.ActionID), Data: msg.Data(), Header: nats.Header{}}
 	dead.Header.Set(HeaderDeadReason, r.infra.Error())
-	dead.Header.Set(HeaderDeadSubject, msg.Subject())
+	// The contract's subject, also for a trigger of a partition: a replay
+	// goes through the mapping again, whatever the partitions are then.
+	dead.Header.Set(HeaderDeadSubject, s.subjects.Unpartition(msg.Subject()))
 	dead.Header.Set(HeaderDeadSeq, seq)
 	dead.Header.Set(jetstream.MsgIDHeader, "dead-"+seq)
 	attrs := []any{"trigger_id", r.res.TriggerID, "action_id", r.res.ActionID, "stream_seq", meta.Sequence.Stream, "err", r.infra}

@@ -29,6 +29,9 @@ type harness struct {
 	cfg  Config
 	subj events.Subjects
 	logs *syncBuffer // every replica's process log
+	// urls, when set, are the server URLs the next replica connects to
+	// (a cluster node other than srv).
+	urls string
 }
 
 type syncBuffer struct {
@@ -78,8 +81,13 @@ type replica struct {
 // ends (or stop is called).
 func (h *harness) start(opts ...Option) *replica {
 	h.t.Helper()
-	nc, js := natstest.Connect(h.t, h.srv, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	_ = nc
+	ropts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
+	var js jetstream.JetStream
+	if h.urls != "" {
+		_, js = natstest.ConnectURL(h.t, h.urls, ropts...)
+	} else {
+		_, js = natstest.Connect(h.t, h.srv, ropts...)
+	}
 	res := setupRetry(h.t, js, h.cfg)
 	client := netguard.Policy{AllowPrivate: true}.Client(h.cfg.Workers)
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -171,9 +171,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.mgr.Watch(ctx); err != nil {
 		return stoppedOr(ctx, err)
 	}
-	msgs, err := s.res.Triggers.Messages(jetstream.PullMaxMessages(s.cfg.pullBatch()))
+	msgs, err := s.pull()
 	if err != nil {
-		return stoppedOr(ctx, fmt.Errorf("pull triggers: %w", err))
+		return stoppedOr(ctx, err)
 	}
 	// Work goes on after ctx ends, until the shutdown bound.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -194,7 +194,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() { s.workers(work, msgs) })
-	s.log.Info("consuming triggers", "stream", s.cfg.TriggerStream, "durable", s.cfg.Durable, "workers", s.cfg.Workers,
+	s.log.Info("consuming triggers", "stream", s.cfg.TriggerStream, "partitions", len(s.res.Partitions), "durable", s.cfg.Durable, "workers", s.cfg.Workers,
 		"action_concurrency", s.cfg.ActionConcurrency, "prefetch", s.cfg.Prefetch, "max_ack_pending", s.cfg.MaxAckPending)
 	close(s.ready)
 
@@ -215,6 +215,25 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("consumer stopped", "processed", s.processed.Load())
 	return nil
+}
+
+// pull starts pulling from the trigger stream and its partitions.
+func (s *Service) pull() (triggerSource, error) {
+	var its []jetstream.MessagesContext
+	for _, c := range append([]jetstream.Consumer{s.res.Triggers}, s.res.Partitions...) {
+		it, err := c.Messages(jetstream.PullMaxMessages(s.cfg.pullBatch()))
+		if err != nil {
+			for _, it := range its {
+				it.Stop()
+			}
+			return nil, fmt.Errorf("pull triggers from %s: %w", c.CachedInfo().Stream, err)
+		}
+		its = append(its, it)
+	}
+	if len(its) == 1 {
+		return its[0], nil
+	}
+	return merge(its, s.subjects, s.log), nil
 }
 
 // stoppedOr returns nil when ctx ended (a stop during start-up is a clean

@@ -15,9 +15,12 @@ import (
 // Resources are the JetStream objects the service works with.
 type Resources struct {
 	Triggers jetstream.Consumer
-	Tokens   jetstream.KeyValue
-	Fetched  jetstream.KeyValue
-	Breakers jetstream.KeyValue
+	// Partitions are the shared durable consumers of the trigger
+	// partitions (Config.Partitions), empty without partitions.
+	Partitions []jetstream.Consumer
+	Tokens     jetstream.KeyValue
+	Fetched    jetstream.KeyValue
+	Breakers   jetstream.KeyValue
 	// Connections holds end users' connections, ConnectStates the pending
 	// connect links (contract §11).
 	Connections   jetstream.KeyValue
@@ -72,20 +75,15 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 			return nil, err
 		}
 	}
-	var cons jetstream.Consumer
-	err := shortTries(ctx, func(ctx context.Context) (err error) {
-		want := consumerConfig(cfg)
-		if c, err := js.Consumer(ctx, cfg.TriggerStream, cfg.Durable); err == nil && consumerUpToDate(c.CachedInfo().Config, want) {
-			cons = c
-			return nil
-		}
-		cons, err = js.CreateOrUpdateConsumer(ctx, cfg.TriggerStream, want)
-		return err
-	})
+	cons, err := ensureConsumer(ctx, js, cfg.TriggerStream, consumerConfig(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("create consumer %s on %s: %w", cfg.Durable, cfg.TriggerStream, err)
+		return nil, err
 	}
-	r := &Resources{Triggers: cons}
+	parts, err := setupPartitions(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Resources{Triggers: cons, Partitions: parts}
 	cn := ConnectionNames(p)
 	buckets := []struct {
 		dst     *jetstream.KeyValue

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	enchex "encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -72,6 +73,43 @@ func (s Subjects) Trigger(source, actionID string) string {
 
 // TriggerWildcard matches every trigger subject.
 func (s Subjects) TriggerWildcard() string { return s.Prefix + ".trigger.>" }
+
+// MaxPartitions bounds the trigger partitions of one installation.
+const MaxPartitions = 64
+
+// PartitionWildcard matches the trigger subjects of partition k: with
+// partitions on, the server maps <prefix>.trigger.<source>.<action_id> to
+// <prefix>.partition.<k>.trigger.<source>.<action_id> (PartitionMapping),
+// and partition k has its own stream.
+func (s Subjects) PartitionWildcard(k int) string {
+	return s.Prefix + ".partition." + strconv.Itoa(k) + ".>"
+}
+
+// PartitionMapping is the subject mapping that spreads triggers over n
+// partitions by their action id: every trigger of an action goes to the
+// same partition, so a re-published trigger meets its first copy in that
+// partition stream's duplicate window. It goes into the account of the
+// producers (nats-server "mappings"); the server hashes the action id, so
+// producers keep publishing on the contract's subjects.
+func (s Subjects) PartitionMapping(n int) (from, to string) {
+	return s.Prefix + ".trigger.*.*",
+		s.Prefix + ".partition.{{partition(" + strconv.Itoa(n) + ",2)}}.trigger.{{wildcard(1)}}.{{wildcard(2)}}"
+}
+
+// Unpartition returns the contract's trigger subject of a partition subject
+// (<prefix>.partition.<k>.trigger.<source>.<action_id> gives
+// <prefix>.trigger.<source>.<action_id>), and any other subject unchanged.
+func (s Subjects) Unpartition(subject string) string {
+	rest, ok := strings.CutPrefix(subject, s.Prefix+".partition.")
+	if !ok {
+		return subject
+	}
+	k, rest, ok := strings.Cut(rest, ".")
+	if !ok || k == "" || strings.Trim(k, "0123456789") != "" || !strings.HasPrefix(rest, "trigger.") {
+		return subject
+	}
+	return s.Prefix + "." + rest
+}
 
 // Result is the subject of the result of a trigger of actionID.
 func (s Subjects) Result(actionID string) string { return s.Prefix + ".result." + actionID }
@@ -145,7 +183,7 @@ func (s Subjects) AdminWildcard() string { return s.Prefix + ".admin.>" }
 // <prefix>.trigger.<source>.<action_id> with a valid source (ValidSource)
 // and a valid action id (ValidID).
 func (s Subjects) ParseTrigger(subject string) (source, actionID string, err error) {
-	rest, ok := strings.CutPrefix(subject, s.Prefix+".trigger.")
+	rest, ok := strings.CutPrefix(s.Unpartition(subject), s.Prefix+".trigger.")
 	if !ok {
 		return "", "", fmt.Errorf("subject %q is not a trigger subject", subject)
 	}

@@ -80,3 +80,41 @@ func TestResultFor(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionSubjects: a trigger of a partition is parsed as the
+// contract's subject it was mapped from; anything else is left alone.
+func TestPartitionSubjects(t *testing.T) {
+	s := NewSubjects("")
+	from, to := s.PartitionMapping(3)
+	if from != "actions.trigger.*.*" || to != "actions.partition.{{partition(3,2)}}.trigger.{{wildcard(1)}}.{{wildcard(2)}}" {
+		t.Fatalf("mapping %q -> %q", from, to)
+	}
+	if got := s.PartitionWildcard(2); got != "actions.partition.2.>" {
+		t.Fatalf("wildcard %q", got)
+	}
+	tests := []struct {
+		name, subject, want string
+		wantSource          string
+		wantErr             bool
+	}{
+		{"partition", "actions.partition.2.trigger.bot.order-1", "actions.trigger.bot.order-1", "bot", false},
+		{"two digits", "actions.partition.17.trigger.inbox.a", "actions.trigger.inbox.a", "inbox", false},
+		{"contract subject", "actions.trigger.test.a", "actions.trigger.test.a", "test", false},
+		{"not a number", "actions.partition.x.trigger.bot.a", "actions.partition.x.trigger.bot.a", "", true},
+		{"empty partition", "actions.partition..trigger.bot.a", "actions.partition..trigger.bot.a", "", true},
+		{"not a trigger", "actions.partition.1.result.a", "actions.partition.1.result.a", "", true},
+		{"malformed inside", "actions.partition.1.trigger.bot.a.b", "actions.trigger.bot.a.b", "", true},
+		{"other prefix", "acme.partition.1.trigger.bot.a", "acme.partition.1.trigger.bot.a", "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := s.Unpartition(tc.subject); got != tc.want {
+				t.Errorf("Unpartition(%q) = %q, want %q", tc.subject, got, tc.want)
+			}
+			source, _, err := s.ParseTrigger(tc.subject)
+			if (err != nil) != tc.wantErr || source != tc.wantSource {
+				t.Errorf("ParseTrigger(%q) = %q, %v; want source %q, error %v", tc.subject, source, err, tc.wantSource, tc.wantErr)
+			}
+		})
+	}
+}

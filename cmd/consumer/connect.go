@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"customactions/events"
 	"customactions/internal/embedded"
 )
 
@@ -103,7 +104,12 @@ func connectService(ctx context.Context, s *settings, log *slog.Logger) (*conn, 
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
-		c.srv, err = embedded.Start(embedded.Options{StoreDir: dir, Listen: s.Listen})
+		eo := embedded.Options{StoreDir: dir, Listen: s.Listen}
+		if s.Partitions > 1 {
+			from, to := events.NewSubjects(s.Prefix).PartitionMapping(s.Partitions)
+			eo.Mappings = [][2]string{{from, to}}
+		}
+		c.srv, err = embedded.Start(eo)
 		if errors.Is(err, embedded.ErrAddrInUse) {
 			return nil, fmt.Errorf("ACTIONS_NATS_LISTEN: %w", err)
 		}

@@ -30,6 +30,7 @@ type settings struct {
 	Prefix  string `envconfig:"ACTIONS_PREFIX" default:"actions" desc:"subject prefix"`
 
 	Replicas          int           `envconfig:"ACTIONS_REPLICAS" default:"1" desc:"replicas of streams and buckets (1 embedded, 3 on a cluster)"`
+	Partitions        int           `envconfig:"ACTIONS_PARTITIONS" default:"0" desc:"trigger streams, 2 to 64, each with its own leader, to pass the rate one stream carries (PROTOCOL.md, Trigger partitions); the NATS account needs the matching subject mapping (the embedded server gets it); 0 is the one trigger stream"`
 	ExpectedRate      float64       `envconfig:"ACTIONS_EXPECTED_RATE" desc:"triggers/s this process should sustain; with ACTIONS_EXPECTED_LATENCY it sizes the settings left empty: ACTIONS_WORKERS = 2 x rate x latency (in steps of 64, at least 64), ACTIONS_ACTION_CONCURRENCY = three quarters of it, ACTIONS_MAX_ACK_PENDING = 4 x (workers + prefetch) (CAPACITY.md, Sizing)"`
 	ExpectedLatency   time.Duration `envconfig:"ACTIONS_EXPECTED_LATENCY" desc:"mean latency of the actions' APIs, tail included (e.g. 250ms for 200 ms with 5 % at 1-2 s); set with ACTIONS_EXPECTED_RATE"`
 	Workers           int           `envconfig:"ACTIONS_WORKERS" default:"1024" desc:"triggers executed at once per process (workers start as they are needed, each a goroutine and an API connection); when empty and ACTIONS_EXPECTED_RATE is set, 2 x rate x latency"`
@@ -163,7 +164,7 @@ func (s *settings) consumerConfig() consumer.Config {
 		prefetch = consumer.NoPrefetch // ACTIONS_PREFETCH=0 means none, not the default
 	}
 	return consumer.Config{
-		Prefix: s.Prefix, Replicas: s.Replicas, ExpectedRate: s.ExpectedRate, ExpectedLatency: s.ExpectedLatency, Workers: s.Workers, ActionConcurrency: s.ActionConcurrency, SlowCall: s.BreakerSlowCall, MaxRetryAfter: s.MaxRetryAfter, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
+		Prefix: s.Prefix, Replicas: s.Replicas, Partitions: s.Partitions, ExpectedRate: s.ExpectedRate, ExpectedLatency: s.ExpectedLatency, Workers: s.Workers, ActionConcurrency: s.ActionConcurrency, SlowCall: s.BreakerSlowCall, MaxRetryAfter: s.MaxRetryAfter, Prefetch: prefetch, MaxAckPending: s.MaxAckPending,
 		AckWait: s.AckWait, MaxDeliver: s.MaxDeliver, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
 		ResponseBodyCap: s.ResponseBodyCap, ResponseMemory: s.ResponseMemory, ResultRetry: s.ResultRetry, MaxTriggerBytes: s.MaxTriggerBytes, ShutdownTimeout: s.ShutdownTimeout,
 		RetentionMaxAge: s.RetentionMaxAge, DuplicateWindow: s.DuplicateWindow,

@@ -27,6 +27,9 @@ type Options struct {
 	StoreDir string // JetStream file store
 	Listen   string // client address, host:port; port 0 or -1 picks a free one
 	Name     string // server name (default "actions-embedded")
+	// Mappings are subject mappings (from, to) of the server's account,
+	// such as the trigger partitions' one.
+	Mappings [][2]string
 }
 
 // Start starts the server and waits until it accepts clients. A server
@@ -80,6 +83,12 @@ func Start(o Options) (*server.Server, error) {
 		if time.Now().After(deadline) {
 			srv.Shutdown()
 			return nil, fmt.Errorf("embedded nats-server on %s did not start within %s", o.Listen, startTimeout)
+		}
+	}
+	for _, m := range o.Mappings {
+		if err := srv.GlobalAccount().AddMapping(m[0], m[1]); err != nil {
+			srv.Shutdown()
+			return nil, fmt.Errorf("embedded nats-server: mapping %s to %s: %w", m[0], m[1], err)
 		}
 	}
 	return srv, nil
