@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"customactions/auth"
@@ -292,7 +293,7 @@ func (s *Service) Collector() prometheus.Collector {
 			[]string{"token", "status"}, nil),
 		inFlight:   prometheus.NewDesc("actions_in_flight", "Triggers being executed by this replica.", nil, nil),
 		parked:     prometheus.NewDesc("actions_parked", "Triggers of actions at their bulkhead bound waiting on this replica (they hold no worker).", nil, nil),
-		pending:    prometheus.NewDesc("actions_consumer_pending", "Triggers in the stream not yet delivered to any replica.", nil, nil),
+		pending:    prometheus.NewDesc("actions_consumer_pending", "Triggers in the stream (and its partitions) not yet delivered to any replica.", nil, nil),
 		ackPending: prometheus.NewDesc("actions_consumer_ack_pending", "Triggers delivered and not yet acked, across replicas.", nil, nil),
 		redeliver:  prometheus.NewDesc("actions_consumer_redelivered", "Triggers delivered more than once and not yet acked.", nil, nil),
 	}
@@ -314,11 +315,22 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.Unlock()
 	if time.Since(c.at) > time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		info, err := c.svc.res.Triggers.Info(ctx)
+		// The trigger stream's consumer and its partitions' (summed).
+		var counts [3]float64
+		var err error
+		for _, cons := range append([]jetstream.Consumer{c.svc.res.Triggers}, c.svc.res.Partitions...) {
+			var info *jetstream.ConsumerInfo
+			if info, err = cons.Info(ctx); err != nil {
+				break
+			}
+			counts[0] += float64(info.NumPending)
+			counts[1] += float64(info.NumAckPending)
+			counts[2] += float64(info.NumRedelivered)
+		}
 		cancel()
 		c.at = time.Now()
 		if err == nil {
-			c.counts = [3]float64{float64(info.NumPending), float64(info.NumAckPending), float64(info.NumRedelivered)}
+			c.counts = counts
 			c.counted = true
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"customactions/events"
 	"customactions/internal/natstest"
@@ -259,6 +261,20 @@ func TestPartitionsTurnedOffLoseNothing(t *testing.T) {
 	after := newHarnessOn(t, srv, Config{})
 	if len(after.res.Partitions) != 4 {
 		t.Fatalf("with partitions off, %d partition streams attached, want the 4 that exist", len(after.res.Partitions))
+	}
+	// The backlog metric counts what waits in every partition.
+	svc, err := New(after.js, after.res, after.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(svc.Collector())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP actions_consumer_pending Triggers in the stream (and its partitions) not yet delivered to any replica.
+# TYPE actions_consumer_pending gauge
+actions_consumer_pending 40
+`), "actions_consumer_pending"); err != nil {
+		t.Error(err)
 	}
 	after.start()
 	l.publish(after.js, 40, 60)
