@@ -63,6 +63,7 @@ type options struct {
 	latencyMS, actions    int
 	timeout               time.Duration
 	extraPids             string
+	idle                  time.Duration
 }
 
 func run(ctx context.Context) error {
@@ -81,6 +82,7 @@ func run(ctx context.Context) error {
 	flag.IntVar(&o.actions, "actions", 32, "distinct action ids (partitions map by action id)")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "wait for the last results after the last publish")
 	flag.StringVar(&o.extraPids, "extra-pids", "", "more processes to measure, name=pid,... (e.g. mock=123)")
+	flag.DurationVar(&o.idle, "idle", 0, "publish nothing: the processes' CPU over this long with no load")
 	flag.Parse()
 
 	env, err := readEnv(o.env)
@@ -90,6 +92,9 @@ func run(ctx context.Context) error {
 	procs, err := readPids(o.pids, o.extraPids)
 	if err != nil {
 		return err
+	}
+	if o.idle > 0 {
+		return idle(ctx, o, procs)
 	}
 	prod, err := nats.Connect(env["NATS_URL"], nats.UserInfo("producer", env["ACTIONS_PRODUCER_PASSWORD"]), nats.Name("cluster-drive-producer"))
 	if err != nil {
@@ -504,4 +509,36 @@ func printLine(o options, st *stats, procs []*proc) {
 		fmt.Fprintf(&b, " %s=%.0fus/%.0fMB/%.0fMB", p.name, perTrigger(p.t1-p.t0), float64(p.rssKB)/1024, float64(p.hwmKB)/1024)
 	}
 	fmt.Println(b.String())
+}
+
+// idle prints the CPU (in cores) the processes use with no load: the fixed
+// cost of the cluster (heartbeats, Raft, the consumers' pulls and timers).
+func idle(ctx context.Context, o options, procs []*proc) error {
+	for _, p := range procs {
+		p.t0 = cpuTicks(p.pid)
+	}
+	start := time.Now()
+	select {
+	case <-time.After(o.idle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	secs := time.Since(start).Seconds()
+	sum := map[string]int64{}
+	var b strings.Builder
+	if o.label != "" {
+		fmt.Fprintf(&b, "%s ", o.label)
+	}
+	fmt.Fprintf(&b, "mode=idle seconds=%.1f", secs)
+	for _, p := range procs {
+		p.t1 = cpuTicks(p.pid)
+		sum[p.kind] += p.t1 - p.t0
+	}
+	cores := func(ticks int64) float64 { return float64(ticks) / clockTicks / secs }
+	fmt.Fprintf(&b, " consumer_cores=%.3f nats_cores=%.3f other_cores=%.3f", cores(sum["consumer"]), cores(sum["nats"]), cores(sum["other"]))
+	for _, p := range procs {
+		fmt.Fprintf(&b, " %s=%.3f/%.0fMB", p.name, cores(p.t1-p.t0), float64(statusKB(p.pid, "VmRSS"))/1024)
+	}
+	fmt.Println(b.String())
+	return nil
 }

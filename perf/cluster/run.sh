@@ -6,7 +6,8 @@
 # of perf/capacity on 127.0.0.1, runs perf/cluster twice on that cluster
 # and takes it down again:
 #   (b) open loop at -rate R/s (default 500) for 20 s, the API at 200 ms;
-#   (a) closed loop, 512 triggers outstanding, 40 000 triggers, the API at 0 ms.
+#   (a) closed loop, 512 triggers outstanding, 40 000 triggers, the API at 0 ms;
+#   (i) with -shapes "i ...": no load, the CPU of the idle cluster over 10 s.
 # One line per load run goes to -out (and stdout).
 #
 #   perf/cluster/run.sh [-out FILE] [-reps 2] [-replicas "1 3"] [-consumers "1 2 3"] [-partitions 0]
@@ -79,6 +80,7 @@ one() { # reps consumers partitions
 		case $shape in
 		a) args=(-inflight "$inflight" -n "$n" -warmup 2000 -latency-ms 0) ;;
 		b) args=(-rate "$rate" -duration 20s -warmup-duration 3s -latency-ms 200) ;;
+		i) args=(-idle 10s) ;;
 		*) echo "unknown shape $shape" >&2; exit 2 ;;
 		esac
 		line=$("$bin/cluster" -env "$cluster_dir/env" -pids "$cluster_dir/pids" -api "http://$mock_addr" \
@@ -88,10 +90,11 @@ one() { # reps consumers partitions
 	done
 	# anything unusual the consumers or servers logged (warnings and errors,
 	# but the expected ones of this set-up: no encryption key, private networks
-	# allowed, plaintext passwords)
+	# allowed, plaintext passwords, and the nodes finding each other at start)
 	local warn
 	warn=$(cat "$cluster_dir"/logs/*.log | grep -iE '"level":"(warn|error)"|\[WRN\]|\[ERR\]|no heartbeat' |
-		grep -vE 'ACTIONS_ENCRYPTION_KEY is not set|ACTIONS_ALLOW_PRIVATE_NETWORKS is on|Plaintext passwords' || true)
+		grep -vE 'ACTIONS_ENCRYPTION_KEY is not set|ACTIONS_ALLOW_PRIVATE_NETWORKS is on|Plaintext passwords' |
+		grep -vE 'Error trying to connect to route|Healthcheck failed|Waiting for routing|not established contact with a meta leader' || true)
 	if [[ -n $warn ]]; then
 		echo "# $label: $(wc -l <<<"$warn") warning/error log lines; first ones:" | tee -a "$out"
 		head -5 <<<"$warn" | cut -c1-300 | sed 's/^/#   /' | tee -a "$out"
