@@ -9,12 +9,9 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -93,75 +90,4 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		return nil, fmt.Errorf("create consumer %s on %s: %w", want.Durable, stream, err)
 	}
 	return cons, nil
-}
-
-// triggerSource hands out triggers to the workers: one stream's pull
-// iterator, or merged ones.
-type triggerSource interface {
-	Next(...jetstream.NextOpt) (jetstream.Msg, error)
-	Drain()
-}
-
-// pulled is a trigger, or the error of a pull.
-type pulled struct {
-	msg jetstream.Msg
-	err error
-}
-
-// merged hands out the triggers of several pull iterators through one
-// Next. A goroutine per iterator waits for its next trigger and hands it to
-// whichever worker asks first, so a busy partition takes every free
-// worker and an idle one holds none.
-type merged struct {
-	its []jetstream.MessagesContext
-	ch  chan pulled
-}
-
-// merge starts handing out the triggers of its. The first of them is the
-// unpartitioned trigger stream: a well-formed trigger arriving there while
-// partitions are on means the server lacks the partition mapping, which
-// log is told once.
-func merge(its []jetstream.MessagesContext, subjects events.Subjects, log *slog.Logger) *merged {
-	m := &merged{its: its, ch: make(chan pulled)}
-	var wg sync.WaitGroup
-	for i, it := range its {
-		var warn sync.Once
-		wg.Go(func() {
-			for {
-				msg, err := it.Next()
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					return
-				}
-				if i == 0 && err == nil {
-					if _, _, perr := subjects.ParseTrigger(msg.Subject()); perr == nil {
-						warn.Do(func() {
-							log.Warn("triggers arrive on the unpartitioned stream although partitions are set: add the partition mapping to the producers' account (see PROTOCOL.md); they are executed all the same",
-								"subject", msg.Subject())
-						})
-					}
-				}
-				m.ch <- pulled{msg, err}
-			}
-		})
-	}
-	go func() { wg.Wait(); close(m.ch) }()
-	return m
-}
-
-// Next returns the next trigger of any iterator, and
-// jetstream.ErrMsgIteratorClosed once all are drained.
-func (m *merged) Next(...jetstream.NextOpt) (jetstream.Msg, error) {
-	p, ok := <-m.ch
-	if !ok {
-		return nil, jetstream.ErrMsgIteratorClosed
-	}
-	return p.msg, p.err
-}
-
-// Drain stops every iterator's pulls; the triggers they buffered are still
-// handed out.
-func (m *merged) Drain() {
-	for _, it := range m.its {
-		it.Drain()
-	}
 }

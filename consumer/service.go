@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -215,25 +214,6 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("consumer stopped", "processed", s.processed.Load())
 	return nil
-}
-
-// pull starts pulling from the trigger stream and its partitions.
-func (s *Service) pull() (triggerSource, error) {
-	var its []jetstream.MessagesContext
-	for _, c := range append([]jetstream.Consumer{s.res.Triggers}, s.res.Partitions...) {
-		it, err := c.Messages(jetstream.PullMaxMessages(s.cfg.pullBatch()))
-		if err != nil {
-			for _, it := range its {
-				it.Stop()
-			}
-			return nil, fmt.Errorf("pull triggers from %s: %w", c.CachedInfo().Stream, err)
-		}
-		its = append(its, it)
-	}
-	if len(its) == 1 {
-		return its[0], nil
-	}
-	return merge(its, s.subjects, s.log), nil
 }
 
 // stoppedOr returns nil when ctx ended (a stop during start-up is a clean
