@@ -40,10 +40,10 @@ func loadEnv(t *testing.T, path string) map[string]string {
 	return env
 }
 
-func script(t *testing.T, dir string, base int, verb string) {
+func script(t *testing.T, dir string, base int, verb string, env ...string) {
 	t.Helper()
 	cmd := exec.Command("bash", "local-cluster.sh", verb, dir)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("BASE_PORT=%d", base))
+	cmd.Env = append(append(os.Environ(), fmt.Sprintf("BASE_PORT=%d", base)), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
