@@ -105,6 +105,9 @@ type loadRun struct {
 	api    *httptest.Server
 	mu     sync.Mutex
 	perKey map[string]int
+	// actions spreads the triggers over that many actions (act-0 ...), so
+	// that every trigger partition gets some; 0 puts all on "load".
+	actions int
 }
 
 func newLoadRun(t *testing.T, latency time.Duration) *loadRun {
@@ -120,37 +123,47 @@ func newLoadRun(t *testing.T, latency time.Duration) *loadRun {
 }
 
 func (l *loadRun) trigger(i int) *nats.Msg {
-	tr := &events.Trigger{ID: "L" + strconv.Itoa(i), ActionID: "load", Source: "inbox", Request: events.Request{Method: "POST", URL: l.api.URL}}
+	action := "load"
+	if l.actions > 0 {
+		action = "act-" + strconv.Itoa(i%l.actions)
+	}
+	tr := &events.Trigger{ID: "L" + strconv.Itoa(i), ActionID: action, Source: "inbox", Request: events.Request{Method: "POST", URL: l.api.URL}}
 	data, _ := json.Marshal(tr)
-	msg := &nats.Msg{Subject: "actions.trigger.inbox.load", Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: "actions.trigger.inbox." + action, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, tr.ID)
 	return msg
 }
 
 // publishAll publishes triggers from..to-1, retrying each until it is
-// stored (the server may be down for a while).
-func (l *loadRun) publishAll(js jetstream.JetStream, from, to int) {
+// stored (the server may be down for a while), and returns how many the
+// stream reported as duplicates.
+func (l *loadRun) publishAll(js jetstream.JetStream, from, to int) (duplicates int) {
 	for i := from; i < to; i++ {
 		msg := l.trigger(i)
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := js.PublishMsg(ctx, msg)
+			ack, err := js.PublishMsg(ctx, msg)
 			cancel()
 			if err == nil {
+				if ack.Duplicate {
+					duplicates++
+				}
 				break
 			}
 			if time.Now().After(deadline) {
 				l.t.Errorf("publish %d: %v", i, err)
-				return
+				return duplicates
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	return duplicates
 }
 
-// check waits for n results and asserts one per trigger; it returns how
-// many triggers reached the API more than once.
+// check waits for n results and asserts one per trigger, each succeeded
+// and each trigger at the API; it returns how many reached it more than
+// once.
 func (l *loadRun) check(js jetstream.JetStream, n int, timeout time.Duration) (twice int) {
 	l.t.Helper()
 	var results []events.Result
@@ -168,6 +181,9 @@ func (l *loadRun) check(js jetstream.JetStream, n int, timeout time.Duration) (t
 	seen := map[string]int{}
 	for _, r := range results {
 		seen[r.TriggerID]++
+		if r.Status != events.StatusSucceeded {
+			l.t.Errorf("trigger %s: %s %v", r.TriggerID, r.Status, r.Error)
+		}
 	}
 	missing, dup := 0, 0
 	for i := range n {
@@ -184,10 +200,17 @@ func (l *loadRun) check(js jetstream.JetStream, n int, timeout time.Duration) (t
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, c := range l.perKey {
-		if c > 1 {
+	never := 0
+	for i := range n {
+		switch c := l.perKey["L"+strconv.Itoa(i)]; {
+		case c == 0:
+			never++
+		case c > 1:
 			twice++
 		}
+	}
+	if never > 0 {
+		l.t.Errorf("%d of %d triggers never reached the API", never, n)
 	}
 	return twice
 }

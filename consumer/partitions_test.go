@@ -2,11 +2,7 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,108 +15,6 @@ import (
 	"customactions/events"
 	"customactions/internal/natstest"
 )
-
-// partitionLoad publishes triggers over many actions (so every partition
-// gets some) to an API that counts the calls of each trigger.
-type partitionLoad struct {
-	t       *testing.T
-	actions int
-	url     string
-	mu      sync.Mutex
-	calls   map[string]int // by Idempotency-Key (the trigger id)
-}
-
-func newPartitionLoad(t *testing.T, actions int) *partitionLoad {
-	l := &partitionLoad{t: t, actions: actions, calls: map[string]int{}}
-	l.url = newAPI(t, func(w http.ResponseWriter, r *http.Request) {
-		l.mu.Lock()
-		l.calls[r.Header.Get("Idempotency-Key")]++
-		l.mu.Unlock()
-	}).URL
-	return l
-}
-
-func (l *partitionLoad) id(i int) string { return fmt.Sprintf("P%d", i) }
-
-// publish publishes triggers from..to-1 on the contract's subjects,
-// retrying each until stored (a node may be down), and returns how many
-// the stream reported as duplicates.
-func (l *partitionLoad) publish(js jetstream.JetStream, from, to int) (duplicates int) {
-	l.t.Helper()
-	for i := from; i < to; i++ {
-		action := fmt.Sprintf("act-%d", i%l.actions)
-		tr := &events.Trigger{ID: l.id(i), ActionID: action, Source: events.SourceInbox, Request: events.Request{Method: "POST", URL: l.url}}
-		data, _ := json.Marshal(tr)
-		msg := &nats.Msg{Subject: events.NewSubjects("").Trigger(tr.Source, action), Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, tr.ID)
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			ack, err := js.PublishMsg(ctx, msg)
-			cancel()
-			if err == nil {
-				if ack.Duplicate {
-					duplicates++
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				l.t.Fatalf("publish %s: %v", tr.ID, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	return duplicates
-}
-
-// check waits for a result of each of the n triggers and asserts that
-// none is missing or doubled; it returns how many triggers reached the
-// API more than once and how many never did.
-func (l *partitionLoad) check(js jetstream.JetStream, n int, timeout time.Duration) (twice, never int) {
-	l.t.Helper()
-	var results []events.Result
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if got, err := natstest.ReadAll[events.Result](js, events.DefaultResultStream, "actions.result.>"); err == nil {
-			results = got
-			if len(results) >= n {
-				break
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	seen := map[string]int{}
-	for _, r := range results {
-		seen[r.TriggerID]++
-		if r.Status != events.StatusSucceeded {
-			l.t.Errorf("trigger %s: %s %s", r.TriggerID, r.Status, r.Error)
-		}
-	}
-	missing, dup := 0, 0
-	for i := range n {
-		switch seen[l.id(i)] {
-		case 0:
-			missing++
-		case 1:
-		default:
-			dup++
-		}
-	}
-	if missing > 0 || dup > 0 || len(results) != n {
-		l.t.Errorf("%d results for %d triggers: %d missing, %d with more than one result", len(results), n, missing, dup)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i := range n {
-		switch c := l.calls[l.id(i)]; {
-		case c == 0:
-			never++
-		case c > 1:
-			twice++
-		}
-	}
-	return twice, never
-}
 
 // streamsCarried returns the last sequence of the trigger stream and of
 // each partition stream: how many triggers each took.
@@ -181,24 +75,22 @@ func TestPartitionsOnCluster(t *testing.T) {
 				h.urls = node.ClientURL()
 				h.start()
 			}
-			l := newPartitionLoad(t, 24)
-			if d := l.publish(js, 0, n/2); d != 0 {
+			l := newLoadRun(t, 0)
+			l.actions = 24
+			if d := l.publishAll(js, 0, n/2); d != 0 {
 				t.Fatalf("%d first publishes reported as duplicates", d)
 			}
 			if stopNode {
 				nodes[2].Shutdown()
 				nodes[2].WaitForShutdown()
 			}
-			l.publish(js, n/2, n)
+			l.publishAll(js, n/2, n)
 			// The producer publishes the first 100 again (a retry after a
 			// lost ack): each meets its first copy in its partition.
-			if d := l.publish(js, 0, 100); d != 100 {
+			if d := l.publishAll(js, 0, 100); d != 100 {
 				t.Errorf("%d of 100 re-published triggers caught as duplicates, want 100", d)
 			}
-			twice, never := l.check(js, n, 90*time.Second)
-			if never > 0 {
-				t.Errorf("%d triggers never reached the API", never)
-			}
+			twice := l.check(js, n, 90*time.Second)
 			if !stopNode && twice > 0 {
 				t.Errorf("%d triggers reached the API twice with no fault", twice)
 			}
@@ -227,10 +119,11 @@ func TestPartitionsOnCluster(t *testing.T) {
 func TestPartitionsWithoutMapping(t *testing.T) {
 	h := newHarness(t, Config{Partitions: 2})
 	h.start()
-	l := newPartitionLoad(t, 4)
-	l.publish(h.js, 0, 20)
-	if twice, never := l.check(h.js, 20, 30*time.Second); twice+never > 0 {
-		t.Errorf("%d executed twice, %d never", twice, never)
+	l := newLoadRun(t, 0)
+	l.actions = 4
+	l.publishAll(h.js, 0, 20)
+	if twice := l.check(h.js, 20, 30*time.Second); twice > 0 {
+		t.Errorf("%d executed twice", twice)
 	}
 	if base, parts := streamsCarried(t, h.js, h.cfg); base != 20 || parts[0]+parts[1] != 0 {
 		t.Errorf("trigger stream took %d, partitions %v; want 20 and none", base, parts)
@@ -248,8 +141,9 @@ func TestPartitionsTurnedOffLoseNothing(t *testing.T) {
 	srv := natstest.Start(t)
 	addPartitionMapping(t, 4, srv.Server)
 	before := newHarnessOn(t, srv, Config{Partitions: 4})
-	l := newPartitionLoad(t, 8)
-	l.publish(before.js, 0, 40)
+	l := newLoadRun(t, 0)
+	l.actions = 8
+	l.publishAll(before.js, 0, 40)
 	_, parts := streamsCarried(t, before.js, before.cfg)
 	for k, c := range parts {
 		if c == 0 {
@@ -277,8 +171,8 @@ actions_consumer_pending 40
 		t.Error(err)
 	}
 	after.start()
-	l.publish(after.js, 40, 60)
-	if twice, never := l.check(after.js, 60, 30*time.Second); twice+never > 0 {
-		t.Errorf("%d executed twice, %d never", twice, never)
+	l.publishAll(after.js, 40, 60)
+	if twice := l.check(after.js, 60, 30*time.Second); twice > 0 {
+		t.Errorf("%d executed twice", twice)
 	}
 }
