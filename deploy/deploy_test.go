@@ -79,19 +79,26 @@ func connectAs(t *testing.T, env map[string]string, user, password string) (*nat
 	return nc, errs
 }
 
-func TestLocalClusterWithPermissions(t *testing.T) {
+// upCluster runs local-cluster.sh up with the knobs in knobs (NAME=value)
+// until the test ends, and returns its directory and env file.
+func upCluster(t *testing.T, knobs ...string) (dir string, env map[string]string) {
+	t.Helper()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash is not installed")
 	}
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed")
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	// Below the ephemeral range (32768+), where other tests' listeners come from.
 	base := 20000 + rand.IntN(900)*10
 	t.Cleanup(func() { script(t, dir, base, "down") })
-	script(t, dir, base, "up")
-	env := loadEnv(t, filepath.Join(dir, "env"))
+	script(t, dir, base, "up", knobs...)
+	return dir, loadEnv(t, filepath.Join(dir, "env"))
+}
+
+func TestLocalClusterWithPermissions(t *testing.T) {
+	_, env := upCluster(t)
 
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(201)

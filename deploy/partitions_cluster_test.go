@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,17 +26,7 @@ import (
 // lost, none reaches the API twice, and the partition streams carried
 // them all.
 func TestLocalClusterPartitions(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("bash is not installed")
-	}
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
-	dir := t.TempDir()
-	base := 20000 + rand.IntN(900)*10
-	t.Cleanup(func() { script(t, dir, base, "down") })
-	script(t, dir, base, "up", "ACTIONS_PARTITIONS=3", "ACTIONS_REPLICAS=3", "CONSUMERS=2")
-	env := loadEnv(t, filepath.Join(dir, "env"))
+	dir, env := upCluster(t, "ACTIONS_PARTITIONS=3", "ACTIONS_REPLICAS=3", "CONSUMERS=2")
 
 	var mu sync.Mutex
 	calls := map[string]int{}
