@@ -3,6 +3,7 @@ package consumer
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -17,23 +18,33 @@ type triggerSource interface {
 	Drain()
 }
 
+// Pulls expire after pullExpiry and carry an idle heartbeat every
+// pullHeartbeat; the client pulls again after two missed heartbeats. On
+// the local cluster, with the cores saturated, the server sometimes held
+// no pull request of the process while the client counted one
+// outstanding: the triggers waited in the stream (nothing delivered,
+// nothing pending an ack) until the client's missed-heartbeat timer pulled
+// again, which with nats.go's defaults (30 s pulls, 15 s heartbeats) is
+// 30 s; closed-loop runs fell from 3 000-4 500/s to 550-980/s, p99 30 s
+// (perf/results-2026-11-26-source-ab.txt). With 1 s heartbeats such a
+// stall lasts 2 s. The cost: an idle process gets one heartbeat a second
+// and sends one pull every 5 s per trigger stream.
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+)
+
 // consumed hands out the triggers of the trigger stream and its
 // partitions. Each is consumed with jetstream's Consume, whose handler
-// gives a trigger to a free worker and waits until one takes it.
-//
-// Not the Messages iterator: it buffers delivered triggers in a channel
-// the size of the pull, and a message that finds the channel full is
-// dropped by the client (a slow consumer) and comes back only after
-// AckWait. The channel is full when the client's count of triggers still
-// to come is reset while the server still sends them, which the iterator
-// does on a missed heartbeat, a reconnect or a leader change; a heartbeat
-// is missed by a busy process, and a missed one then cost 30 s stalls
-// (closed-loop runs on the local cluster fell from about 5 000/s to 600
-// and 980/s, p99 30 s, perf/results-2026-11-26-cluster.txt). Consume keeps the
-// triggers in the subscription's queue instead (nothing dropped), counts
-// a trigger as arrived only once a worker took it (so a saturated process
-// asks for no more), and does not count the time its handler waits as a
-// missed heartbeat.
+// gives a trigger to a free worker and waits until one takes it. Not the
+// Messages iterator: it buffers delivered triggers in a channel the size
+// of the pull, and the client drops (as a slow consumer) a message that
+// finds it full, which can happen whenever it pulls again while the
+// server still sends an earlier pull's triggers (after a missed heartbeat,
+// a reconnect or a leader change). Consume keeps them in the
+// subscription's queue, counts a trigger as arrived only once a worker
+// took it (so a saturated process asks for no more), and does not count
+// the time its handler waits for a worker as a missed heartbeat.
 type consumed struct {
 	ccs []jetstream.ConsumeContext
 	ch  chan jetstream.Msg
@@ -58,6 +69,7 @@ func (s *Service) pull() (triggerSource, error) {
 			c.ch <- msg
 		}
 		cc, err := cons.Consume(handler, jetstream.PullMaxMessages(s.cfg.pullBatch()),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				s.log.Warn("pull triggers", "stream", stream, "err", err)
 			}))
