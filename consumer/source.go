@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -23,87 +24,102 @@ type triggerSource interface {
 // the local cluster, with the cores saturated, the server sometimes held
 // no pull request of the process while the client counted one
 // outstanding: the triggers waited in the stream (nothing delivered,
-// nothing pending an ack) until the client's missed-heartbeat timer pulled
-// again, which with nats.go's defaults (30 s pulls, 15 s heartbeats) is
-// 30 s; closed-loop runs fell from 3 000-4 500/s to 550-980/s, p99 30 s
+// nothing pending an ack, no message dropped) until the client's
+// missed-heartbeat timer pulled again, which with nats.go's defaults (30 s
+// pulls, 15 s heartbeats) is 30 s; closed-loop runs fell from
+// 3 000-4 500/s to 550-980/s, p99 30 s
 // (perf/results-2026-11-26-source-ab.txt). With 1 s heartbeats such a
 // stall lasts 2 s. The cost: an idle process gets one heartbeat a second
 // and sends one pull every 5 s per trigger stream.
+//
+// The pull iterator (Messages), not Consume: the same A/B measured
+// Consume stalling so more often (5 of 8 runs against 2 of 8 under a CPU
+// hog, 2 of 2 against 0 of 4 without), at the same throughput otherwise.
 const (
 	pullExpiry    = 5 * time.Second
 	pullHeartbeat = time.Second
 )
 
-// consumed hands out the triggers of the trigger stream and its
-// partitions. Each is consumed with jetstream's Consume, whose handler
-// gives a trigger to a free worker and waits until one takes it. Not the
-// Messages iterator: it buffers delivered triggers in a channel the size
-// of the pull, and the client drops (as a slow consumer) a message that
-// finds it full, which can happen whenever it pulls again while the
-// server still sends an earlier pull's triggers (after a missed heartbeat,
-// a reconnect or a leader change). Consume keeps them in the
-// subscription's queue, counts a trigger as arrived only once a worker
-// took it (so a saturated process asks for no more), and does not count
-// the time its handler waits for a worker as a missed heartbeat.
-type consumed struct {
-	ccs []jetstream.ConsumeContext
-	ch  chan jetstream.Msg
-}
-
-// pull starts consuming the trigger stream and its partitions.
+// pull starts pulling from the trigger stream and its partitions.
 func (s *Service) pull() (triggerSource, error) {
-	c := &consumed{ch: make(chan jetstream.Msg)}
-	all := append([]jetstream.Consumer{s.res.Triggers}, s.res.Partitions...)
-	for i, cons := range all {
-		stream := cons.CachedInfo().Stream
-		var warn sync.Once
-		handler := func(msg jetstream.Msg) {
-			if i == 0 && len(all) > 1 {
-				if _, _, err := s.subjects.ParseTrigger(msg.Subject()); err == nil {
-					warn.Do(func() {
-						s.log.Warn("triggers arrive on the unpartitioned stream although partitions are set: add the partition mapping to the producers' account (see PROTOCOL.md); they are executed all the same",
-							"subject", msg.Subject())
-					})
-				}
-			}
-			c.ch <- msg
-		}
-		cc, err := cons.Consume(handler, jetstream.PullMaxMessages(s.cfg.pullBatch()),
-			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				s.log.Warn("pull triggers", "stream", stream, "err", err)
-			}))
+	var its []jetstream.MessagesContext
+	for _, c := range append([]jetstream.Consumer{s.res.Triggers}, s.res.Partitions...) {
+		it, err := c.Messages(jetstream.PullMaxMessages(s.cfg.pullBatch()),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 		if err != nil {
-			for _, cc := range c.ccs {
-				cc.Stop()
+			for _, it := range its {
+				it.Stop()
 			}
-			return nil, fmt.Errorf("pull triggers from %s: %w", stream, err)
+			return nil, fmt.Errorf("pull triggers from %s: %w", c.CachedInfo().Stream, err)
 		}
-		c.ccs = append(c.ccs, cc)
+		its = append(its, it)
 	}
-	go func() {
-		for _, cc := range c.ccs {
-			<-cc.Closed()
-		}
-		close(c.ch)
-	}()
-	return c, nil
+	if len(its) == 1 {
+		return its[0], nil
+	}
+	return s.merge(its), nil
 }
 
-// Next returns the next trigger of any stream, and
+// pulled is a trigger, or the error of a pull.
+type pulled struct {
+	msg jetstream.Msg
+	err error
+}
+
+// merged hands out the triggers of several pull iterators through one
+// Next. A goroutine per iterator waits for its next trigger and hands it to
+// whichever worker asks first, so a busy partition takes every free worker
+// and an idle one holds none.
+type merged struct {
+	its []jetstream.MessagesContext
+	ch  chan pulled
+}
+
+// merge starts handing out the triggers of its. The first of them is the
+// unpartitioned trigger stream: a well-formed trigger arriving there while
+// partitions are on means the server lacks the partition mapping, which
+// the log is told once.
+func (s *Service) merge(its []jetstream.MessagesContext) *merged {
+	m := &merged{its: its, ch: make(chan pulled)}
+	var wg sync.WaitGroup
+	var warn sync.Once
+	for i, it := range its {
+		wg.Go(func() {
+			for {
+				msg, err := it.Next()
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				if i == 0 && err == nil {
+					if _, _, perr := s.subjects.ParseTrigger(msg.Subject()); perr == nil {
+						warn.Do(func() {
+							s.log.Warn("triggers arrive on the unpartitioned stream although partitions are set: add the partition mapping to the producers' account (see PROTOCOL.md); they are executed all the same",
+								"subject", msg.Subject())
+						})
+					}
+				}
+				m.ch <- pulled{msg, err}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(m.ch) }()
+	return m
+}
+
+// Next returns the next trigger of any iterator, and
 // jetstream.ErrMsgIteratorClosed once all are drained.
-func (c *consumed) Next(...jetstream.NextOpt) (jetstream.Msg, error) {
-	msg, ok := <-c.ch
+func (m *merged) Next(...jetstream.NextOpt) (jetstream.Msg, error) {
+	p, ok := <-m.ch
 	if !ok {
 		return nil, jetstream.ErrMsgIteratorClosed
 	}
-	return msg, nil
+	return p.msg, p.err
 }
 
-// Drain stops the pulls; the triggers already delivered are still handed
-// out.
-func (c *consumed) Drain() {
-	for _, cc := range c.ccs {
-		cc.Drain()
+// Drain stops every iterator's pulls; the triggers they buffered are still
+// handed out.
+func (m *merged) Drain() {
+	for _, it := range m.its {
+		it.Drain()
 	}
 }
