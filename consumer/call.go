@@ -1,7 +1,6 @@
 package consumer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -83,7 +82,7 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credent
 		return res
 	}
 	defer resp.Body.Close()
-	data, err := s.readBody(ctx, resp.Body, res, cred.Lookahead())
+	data, err := s.readBody(ctx, resp.Body, resp.ContentLength, res, cred.Lookahead())
 	if err != nil {
 		res.free()
 		if errors.Is(err, errNoResponseMemory) {
@@ -130,21 +129,45 @@ func (s *Service) call(ctx context.Context, t *events.Trigger, cred auth.Credent
 // share of the response memory budget (held in res.release), so that the
 // bytes all workers hold at once stay bounded however large and
 // concurrent the responses are.
-func (s *Service) readBody(ctx context.Context, body io.Reader, res *callResult, lookahead int) ([]byte, error) {
+func (s *Service) readBody(ctx context.Context, body io.Reader, size int64, res *callResult, lookahead int) ([]byte, error) {
 	limit := s.cfg.ResponseBodyCap + int64(lookahead) + 1
 	first := min(limit, smallResponse)
-	buf := bytes.NewBuffer(make([]byte, 0, min(first, 4096)))
-	n, err := io.Copy(buf, io.LimitReader(body, first))
-	if err != nil || n < first || n == limit {
-		return buf.Bytes(), err
+	// Room for the whole body when its length is known (and one byte more
+	// to see its end without growing), else 512 bytes to grow from. Most
+	// answers are small: a fixed 4 KiB buffer and a bytes.Buffer per call
+	// were 2.5 % of the consumer's CPU at C=16 with a 0 ms API.
+	initial := int64(512)
+	if size >= 0 {
+		initial = size + 1
+	}
+	buf, err := readAppend(make([]byte, 0, min(first, initial)), io.LimitReader(body, first))
+	if n := int64(len(buf)); err != nil || n < first || n == limit {
+		return buf, err
 	}
 	release, err := s.budget.take(ctx, s.largeResponseWeight())
 	if err != nil {
 		return nil, err
 	}
 	res.release = release
-	_, err = io.Copy(buf, io.LimitReader(body, limit-n))
-	return buf.Bytes(), err
+	return readAppend(buf, io.LimitReader(body, limit-int64(len(buf))))
+}
+
+// readAppend reads r to its end, appending to b (io.ReadAll's loop, from
+// a buffer of the caller's size).
+func readAppend(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return b, err
+		}
+	}
 }
 
 // sensitiveHeaders carry credentials wherever they appear: they never
