@@ -4,16 +4,16 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/internal/natstest"
 )
 
 // partitionMapping is the subject mapping, as written in local-cluster.sh,
@@ -45,36 +45,7 @@ func accountsWithPartitions(t *testing.T, n int) string {
 		mapping := strings.ReplaceAll(strings.ReplaceAll(partitionMapping, `\"`, `"`), "$partitions", strconv.Itoa(n))
 		conf = marker.ReplaceAllLiteralString(conf, "    "+mapping)
 	}
-	return regexp.MustCompile(`\$ACTIONS_([A-Z]+)_PASSWORD`).ReplaceAllStringFunc(conf, func(m string) string {
-		return `"pw-` + strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(m, "$ACTIONS_"), "_PASSWORD")) + `"`
-	})
-}
-
-// startServer starts an embedded JetStream server with these accounts and
-// returns its URL.
-func startServer(t *testing.T, accounts string) string {
-	t.Helper()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "server.conf")
-	content := "listen: 127.0.0.1:-1\njetstream: {store_dir: \"" + filepath.Join(dir, "js") + "\"}\n" + accounts
-	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv.ClientURL()
+	return natstest.TestPasswords(conf)
 }
 
 // TestAccountsPartitionMapping: accounts.conf as committed (the marker a
@@ -91,7 +62,7 @@ func TestAccountsPartitionMapping(t *testing.T) {
 	defer cancel()
 	for _, n := range []int{0, 3} {
 		t.Run(fmt.Sprintf("partitions=%d", n), func(t *testing.T) {
-			url := startServer(t, accountsWithPartitions(t, n))
+			url := natstest.StartWithConfig(t, accountsWithPartitions(t, n))
 			cons, err := nats.Connect(url, nats.UserInfo("consumer", "pw-consumer"))
 			if err != nil {
 				t.Fatal(err)

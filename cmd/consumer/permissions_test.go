@@ -2,13 +2,11 @@ package main
 
 import (
 	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"customactions/internal/natstest"
 )
 
 // startWithAccounts starts an embedded JetStream server with the users and
@@ -20,30 +18,7 @@ func startWithAccounts(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accounts := regexp.MustCompile(`\$ACTIONS_([A-Z]+)_PASSWORD`).ReplaceAllStringFunc(string(raw), func(m string) string {
-		return `"pw-` + strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(m, "$ACTIONS_"), "_PASSWORD")) + `"`
-	})
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "server.conf")
-	content := "listen: 127.0.0.1:-1\njetstream: {store_dir: \"" + filepath.Join(dir, "js") + "\"}\n" + accounts
-	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv.ClientURL()
+	return natstest.StartWithConfig(t, natstest.TestPasswords(string(raw)))
 }
 
 // TestPermissionViolationsFailFast: a tool run as a NATS user that lacks a

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -194,3 +197,43 @@ func ReadAll[T any](js jetstream.JetStream, stream, filter string) ([]T, error) 
 		}
 	}
 }
+
+// StartWithConfig starts a JetStream server on a free 127.0.0.1 port,
+// its store in t.TempDir(), with conf added to its configuration file
+// (accounts, users, mappings), and returns its client URL. It is shut down
+// in t.Cleanup.
+func StartWithConfig(t testing.TB, conf string) string {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "server.conf")
+	content := "listen: 127.0.0.1:-1\njetstream: {store_dir: \"" + filepath.Join(dir, "js") + "\"}\n" + conf
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv.ClientURL()
+}
+
+// TestPasswords replaces each $ACTIONS_<USER>_PASSWORD of an accounts
+// file (deploy/nats/accounts.conf) by the quoted "pw-<user>", user in
+// lower case.
+func TestPasswords(accounts string) string {
+	return passwordVar.ReplaceAllStringFunc(accounts, func(m string) string {
+		return `"pw-` + strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(m, "$ACTIONS_"), "_PASSWORD")) + `"`
+	})
+}
+
+var passwordVar = regexp.MustCompile(`\$ACTIONS_([A-Z]+)_PASSWORD`)
