@@ -38,6 +38,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/internal/perfrig"
 )
 
 const benchSecret = "bench-secret" // the shared harness's bearer, as perf/bench-token.json
@@ -135,35 +137,6 @@ func distribution(name string) (latencyDist, error) {
 	return nil, fmt.Errorf("-dist %s: want tail or flatNms", name)
 }
 
-type trigger struct {
-	ID       string          `json:"id"`
-	ActionID string          `json:"action_id"`
-	Mode     string          `json:"mode"`
-	Source   string          `json:"source"`
-	TokenID  string          `json:"token_id"`
-	Request  request         `json:"request"`
-	Context  json.RawMessage `json:"context"`
-}
-
-type request struct {
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Body    string            `json:"body"`
-}
-
-type result struct {
-	TriggerID string `json:"trigger_id"`
-	Status    string `json:"status"`
-	Error     *struct {
-		Code string `json:"code"`
-	} `json:"error"`
-	Context struct {
-		SentNS int64 `json:"sent_ns"`
-		APIMS  int64 `json:"api_ms"`
-	} `json:"context"`
-}
-
 // runDrive publishes -rate triggers/s for -duration (or -n at full speed
 // with -rate 0) and waits for their results.
 func runDrive(ctx context.Context, args []string) error {
@@ -218,7 +191,7 @@ func runDrive(ctx context.Context, args []string) error {
 	warmNS := atomic.Int64{}
 	sub, err := nc.Subscribe("actions.result.>", func(m *nats.Msg) {
 		now := time.Now()
-		var r result
+		var r perfrig.Result
 		if json.Unmarshal(m.Data, &r) != nil {
 			return
 		}
@@ -280,8 +253,8 @@ func runDrive(ctx context.Context, args []string) error {
 	publish := func(i int) error {
 		ms := dist(rng)
 		sent := time.Now().UnixNano()
-		t := trigger{ID: prefix + "-" + strconv.Itoa(i), ActionID: "bench-action", Mode: "live", Source: "inbox", TokenID: "bench-text",
-			Request: request{Method: "POST", URL: *api + "/v1/echo", Headers: map[string]string{"Content-Type": "application/json",
+		t := perfrig.Trigger{ID: prefix + "-" + strconv.Itoa(i), ActionID: "bench-action", Mode: "live", Source: "inbox", TokenID: "bench-text",
+			Request: perfrig.Request{Method: "POST", URL: *api + "/v1/echo", Headers: map[string]string{"Content-Type": "application/json",
 				"X-Mock-Latency-Ms": strconv.Itoa(ms)}, Body: `{"n":123}`},
 			Context: json.RawMessage(`{"sent_ns":` + strconv.FormatInt(sent, 10) + `,"api_ms":` + strconv.Itoa(ms) + `}`)}
 		data, _ := json.Marshal(t)

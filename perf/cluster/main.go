@@ -41,6 +41,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/internal/perfrig"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
@@ -255,34 +257,6 @@ func machineBusy() (busy, total int64) {
 	return busy, total
 }
 
-type trigger struct {
-	ID       string          `json:"id"`
-	ActionID string          `json:"action_id"`
-	Mode     string          `json:"mode"`
-	Source   string          `json:"source"`
-	TokenID  string          `json:"token_id"`
-	Request  request         `json:"request"`
-	Context  json.RawMessage `json:"context"`
-}
-
-type request struct {
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Body    string            `json:"body"`
-}
-
-type result struct {
-	TriggerID string `json:"trigger_id"`
-	Status    string `json:"status"`
-	Error     *struct {
-		Code string `json:"code"`
-	} `json:"error"`
-	Context struct {
-		SentNS int64 `json:"sent_ns"`
-	} `json:"context"`
-}
-
 type driver struct {
 	o      options
 	js     jetstream.JetStream
@@ -310,7 +284,7 @@ type phaseState struct {
 
 func (d *driver) onResult(m *nats.Msg) {
 	now := time.Now()
-	var r result
+	var r perfrig.Result
 	if json.Unmarshal(m.Data, &r) != nil {
 		return
 	}
@@ -367,8 +341,8 @@ func (d *driver) publish(p *phaseState) error {
 	id := d.prefix + "-" + strconv.FormatInt(i, 10)
 	action := "bench-action-" + strconv.FormatInt(i%int64(d.o.actions), 10)
 	sent := time.Now().UnixNano()
-	t := trigger{ID: id, ActionID: action, Mode: "live", Source: "inbox", TokenID: "bench-text",
-		Request: request{Method: "POST", URL: d.o.api + "/v1/echo", Headers: map[string]string{"Content-Type": "application/json",
+	t := perfrig.Trigger{ID: id, ActionID: action, Mode: "live", Source: "inbox", TokenID: "bench-text",
+		Request: perfrig.Request{Method: "POST", URL: d.o.api + "/v1/echo", Headers: map[string]string{"Content-Type": "application/json",
 			"X-Mock-Latency-Ms": strconv.Itoa(d.o.latencyMS)}, Body: `{"n":123}`},
 		Context: json.RawMessage(`{"sent_ns":` + strconv.FormatInt(sent, 10) + `}`)}
 	data, _ := json.Marshal(t)
