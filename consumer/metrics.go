@@ -318,7 +318,7 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 		// The trigger stream's consumer and its partitions' (summed).
 		var counts [3]float64
 		var err error
-		for _, cons := range append([]jetstream.Consumer{c.svc.res.Triggers}, c.svc.res.Partitions...) {
+		for _, cons := range c.svc.res.triggerConsumers() {
 			var info *jetstream.ConsumerInfo
 			if info, err = cons.Info(ctx); err != nil {
 				break

@@ -24,10 +24,8 @@ func (c Config) PartitionStream(k int) string { return c.TriggerStream + "_P" + 
 // partitionStreamConfig is the stream of partition k: the trigger stream's
 // settings on the partition's subjects.
 func partitionStreamConfig(cfg Config, k int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{Name: cfg.PartitionStream(k),
-		Subjects:  []string{events.NewSubjects(cfg.Prefix).PartitionWildcard(k)},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow,
-		Description: fmt.Sprintf("Custom Actions triggers, partition %d (work queue)", k)}
+	return triggerStreamConfig(cfg, cfg.PartitionStream(k), events.NewSubjects(cfg.Prefix).PartitionWildcard(k),
+		fmt.Sprintf("Custom Actions triggers, partition %d (work queue)", k))
 }
 
 // setupPartitions creates the streams of cfg.Partitions and the shared

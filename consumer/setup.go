@@ -27,6 +27,19 @@ type Resources struct {
 	ConnectStates jetstream.KeyValue
 }
 
+// triggerConsumers are the durable consumers triggers are pulled from:
+// the trigger stream's, then its partitions'.
+func (r *Resources) triggerConsumers() []jetstream.Consumer {
+	return append([]jetstream.Consumer{r.Triggers}, r.Partitions...)
+}
+
+// triggerStreamConfig is a work-queue stream of triggers on subject: the
+// trigger stream, or one of its partitions.
+func triggerStreamConfig(cfg Config, name, subject, description string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{Name: name, Subjects: []string{subject}, Retention: jetstream.WorkQueuePolicy,
+		Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow, Description: description}
+}
+
 // ErrStreamConflict is returned by Setup when a stream of one of its names
 // exists with subjects other than the ones it would give it, or when
 // another stream already holds its subjects. Setup never changes the
@@ -54,9 +67,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources, error) {
 	p := cfg.Prefix
 	streams := []jetstream.StreamConfig{
-		{Name: cfg.TriggerStream, Subjects: []string{p + ".trigger.>"}, Retention: jetstream.WorkQueuePolicy,
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow,
-			Description: "Custom Actions triggers (work queue)"},
+		triggerStreamConfig(cfg, cfg.TriggerStream, p+".trigger.>", "Custom Actions triggers (work queue)"),
 		{Name: cfg.ResultStream, Subjects: []string{p + ".result.>"}, Retention: jetstream.LimitsPolicy,
 			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxAge: cfg.RetentionMaxAge, Duplicates: cfg.DuplicateWindow,
 			Description: "Custom Actions results, one per trigger"},

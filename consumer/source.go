@@ -43,7 +43,7 @@ const (
 // pull starts pulling from the trigger stream and its partitions.
 func (s *Service) pull() (triggerSource, error) {
 	var its []jetstream.MessagesContext
-	for _, c := range append([]jetstream.Consumer{s.res.Triggers}, s.res.Partitions...) {
+	for _, c := range s.res.triggerConsumers() {
 		it, err := c.Messages(jetstream.PullMaxMessages(s.cfg.pullBatch()),
 			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 		if err != nil {
