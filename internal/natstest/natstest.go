@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -66,58 +64,21 @@ func StartAt(t testing.TB, dir string, port int) *Server {
 }
 
 // StartCluster starts n JetStream servers on 127.0.0.1 routed into one
-// cluster, and waits until the cluster has a JetStream meta leader.
+// cluster, and waits until the cluster has a JetStream meta leader; they
+// are shut down in t.Cleanup.
 func StartCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freePort(t)
+	nodes, err := embedded.StartCluster(t.TempDir(), "actions-test", n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var routes []*url.URL
-	for _, p := range ports {
-		u, _ := url.Parse(fmt.Sprintf("nats://127.0.0.1:%d", p))
-		routes = append(routes, u)
-	}
-	nodes := make([]*server.Server, n)
-	for i := range n {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
-			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "actions-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		nodes[i] = s
+	for _, s := range nodes {
 		t.Cleanup(func() {
 			s.Shutdown()
 			s.WaitForShutdown()
 		})
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		ready := true
-		for _, s := range nodes {
-			if !s.ReadyForConnections(time.Second) || !s.JetStreamIsClustered() || !s.JetStreamIsCurrent() {
-				ready = false
-			}
-		}
-		leader := false
-		for _, s := range nodes {
-			if s.JetStreamIsLeader() {
-				leader = true
-			}
-		}
-		if ready && leader {
-			return nodes
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("the JetStream cluster did not elect a meta leader within 30s")
-	return nil
+	return nodes
 }
 
 // ClusterURLs is the comma-separated client URLs of nodes.
@@ -142,15 +103,6 @@ func ConnectURL(t testing.TB, urls string, opts ...nats.Option) (*nats.Conn, jet
 		t.Fatal(err)
 	}
 	return nc, js
-}
-
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // ReadAll reads every message of stream on filter with an ordered consumer

@@ -20,8 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
-	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -31,9 +29,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"customactions/internal/embedded"
 )
 
 func main() {
@@ -56,7 +55,11 @@ func run(replicas, streams, n, size int, cpuprofile string, publishOnly bool, wi
 		return err
 	}
 	defer os.RemoveAll(dir)
-	nodes, err := startNodes(dir, replicas)
+	count := 1
+	if replicas > 1 {
+		count = 3
+	}
+	nodes, err := embedded.StartCluster(dir, "streamcap", count)
 	if err != nil {
 		return err
 	}
@@ -221,58 +224,6 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// startNodes starts one node, or a 3-node cluster, on 127.0.0.1 and
-// waits until JetStream is ready.
-func startNodes(dir string, replicas int) ([]*server.Server, error) {
-	count := 1
-	if replicas > 1 {
-		count = 3
-	}
-	ports := make([]int, count)
-	var routes []*url.URL
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		u, _ := url.Parse(fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
-		routes = append(routes, u)
-	}
-	var nodes []*server.Server
-	for i := range count {
-		opts := &server.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
-			JetStream: true, StoreDir: fmt.Sprintf("%s/n%d", dir, i), NoSigs: true, NoLog: true}
-		if count > 1 {
-			opts.Cluster = server.ClusterOpts{Name: "streamcap", Host: "127.0.0.1", Port: ports[i]}
-			opts.Routes = routes
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			return nil, err
-		}
-		go s.Start()
-		nodes = append(nodes, s)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		ready, leader := true, count == 1
-		for _, s := range nodes {
-			if !s.ReadyForConnections(time.Second) || (count > 1 && !s.JetStreamIsCurrent()) {
-				ready = false
-			}
-			leader = leader || s.JetStreamIsLeader()
-		}
-		ready = ready && leader
-		if ready {
-			return nodes, nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("nats-server not ready within 30s")
 }
 
 // retry runs f until it succeeds or ctx ends (a new cluster may not have a
