@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -342,5 +343,49 @@ func TestLongCallIsKeptAlive(t *testing.T) {
 	waitDrained(t, h)
 	if n := len(api.Calls()); n != 1 {
 		t.Errorf("API got %d calls during a 7s call with a 3s ack wait, want 1", n)
+	}
+}
+
+// TestResponseBodyLengths: a response is read whole up to the cap, whether
+// its length is announced (Content-Length) or not (chunked), empty, small,
+// past the 64 KiB read without the memory budget, and past the cap.
+func TestResponseBodyLengths(t *testing.T) {
+	t.Parallel()
+	const bodyCap = 100 << 10
+	h := newHarness(t, Config{ResponseBodyCap: bodyCap})
+	body := func(n int) string { return strings.Repeat("0123456789", n/10+1)[:n] }
+	api := newAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		if r.URL.Query().Get("length") == "known" {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			fmt.Fprint(w, body(n))
+			return
+		}
+		// Chunked: the length is not known before the end.
+		w.(http.Flusher).Flush()
+		b := body(n)
+		for len(b) > 0 {
+			k := min(len(b), 3000)
+			fmt.Fprint(w, b[:k])
+			w.(http.Flusher).Flush()
+			b = b[k:]
+		}
+	})
+	h.start()
+	for _, length := range []string{"known", "chunked"} {
+		for _, n := range []int{0, 11, 4096, 70 << 10, bodyCap, bodyCap + 1, 300 << 10} {
+			id := fmt.Sprintf("len-%s-%d", length, n)
+			h.trigger(&events.Trigger{ID: id, ActionID: "act", Source: "test",
+				Request: events.Request{Method: "GET", URL: fmt.Sprintf("%s/?n=%d&length=%s", api.URL, n, length)}})
+			r := h.result(id, 10*time.Second)
+			want, truncated := body(min(n, bodyCap)), n > bodyCap
+			if r.Response == nil || r.Response.Body != want || r.Response.Truncated != truncated {
+				got := -1
+				if r.Response != nil {
+					got = len(r.Response.Body)
+				}
+				t.Errorf("%s: %d bytes of body, truncated %v; want %d, %v", id, got, r.Response != nil && r.Response.Truncated, len(want), truncated)
+			}
+		}
 	}
 }
