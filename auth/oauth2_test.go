@@ -59,6 +59,16 @@ type replica struct {
 	mu     sync.Mutex
 }
 
+// stored reads the connection record of id from the bucket.
+func (r *replica) stored(t *testing.T, id string) *oauthConn {
+	t.Helper()
+	c, err := r.mgr.readOAuth(t.Context(), id)
+	if err != nil || c == nil {
+		t.Fatalf("read the record of %s: %v, %v", id, c, err)
+	}
+	return c
+}
+
 func (e *oauthEnv) replica(name string, client *http.Client, opts ...ManagerOption) *replica {
 	e.t.Helper()
 	if client == nil {
@@ -217,7 +227,7 @@ func TestOAuth2RotationUnderLoad(t *testing.T) {
 	}
 	a := newAPI(t, srv)
 	start := srv.RefreshCalls()
-	genBefore := reps[0].mgr.cachedOAuth("crm").Gen
+	genBefore := reps[0].stored(t, "crm").Gen
 
 	var calls, failed, retried atomic.Int64
 	var firstErr atomic.Value
@@ -245,7 +255,9 @@ func TestOAuth2RotationUnderLoad(t *testing.T) {
 	}
 	wg.Wait()
 	refreshes := srv.RefreshCalls() - start
-	gen := reps[0].mgr.cachedOAuth("crm").Gen
+	// The record in KV, not a replica's cached copy: the last refresh may
+	// be another replica's, and the watch that brings it here can lag.
+	gen := reps[0].stored(t, "crm").Gen
 	t.Logf("%d calls (%d retried after a 401), %d refreshes, %d API refusals", calls.Load(), retried.Load(), refreshes, a.refused.Load())
 	if failed.Load() != 0 {
 		t.Errorf("%d of %d calls failed; first: %v", failed.Load(), calls.Load(), firstErr.Load())
