@@ -324,6 +324,12 @@ type store struct {
 	familiesRevoked atomic.Int64
 	users           map[string]string // read only
 
+	// refresh guards fosite's refresh token map: MemoryStore's
+	// RevokeRefreshToken (and so RotateRefreshToken) writes it under
+	// another mutex than the one its reads take, which the race detector
+	// caught while one request rotated a token and another introspected.
+	refresh sync.RWMutex
+
 	mu      sync.Mutex
 	client  *fosite.DefaultClient // replaced, never changed in place
 	revoked map[string]bool
@@ -368,6 +374,8 @@ func (s *store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	s.created = append(s.created, signature)
 	s.families[req.GetID()] = append(s.families[req.GetID()], signature)
 	s.mu.Unlock()
+	s.refresh.Lock()
+	defer s.refresh.Unlock()
 	return s.MemoryStore.CreateRefreshTokenSession(ctx, signature, accessSignature, req)
 }
 
@@ -378,7 +386,9 @@ func (s *store) GetRefreshTokenSession(ctx context.Context, signature string, se
 	if revoked {
 		return nil, fosite.ErrNotFound
 	}
+	s.refresh.RLock()
 	r, err := s.MemoryStore.GetRefreshTokenSession(ctx, signature, session)
+	s.refresh.RUnlock()
 	if errors.Is(err, fosite.ErrInactiveToken) && !revoking(ctx) {
 		s.familiesRevoked.Add(1) // fosite now revokes the family
 	}
@@ -396,7 +406,24 @@ func (s *store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 		}
 		s.mu.Unlock()
 	}
+	s.refresh.Lock()
+	defer s.refresh.Unlock()
 	return s.MemoryStore.RevokeRefreshToken(ctx, requestID)
+}
+
+func (s *store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	s.refresh.Lock()
+	defer s.refresh.Unlock()
+	return s.MemoryStore.DeleteRefreshTokenSession(ctx, signature)
+}
+
+// RotateRefreshToken is MemoryStore's, with the revocation above (the
+// embedded one would call MemoryStore's own RevokeRefreshToken).
+func (s *store) RotateRefreshToken(ctx context.Context, requestID, refreshTokenSignature string) error {
+	if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
+		return err
+	}
+	return s.RevokeAccessToken(ctx, requestID)
 }
 
 func (s *store) revokeAll() {
