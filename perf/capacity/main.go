@@ -3,7 +3,7 @@
 // processes by perf/capacity.sh beside the shared load harness's
 // nats-server and the consumer under test:
 //
-//	capacity mockapi -addr 127.0.0.1:18080
+//	capacity mockapi -addr 127.0.0.1:18080 [-tls CERT.pem [-http1]]
 //	capacity drive -nats URL -api http://127.0.0.1:18080 -rate 4000 -duration 20s -dist tail
 //
 // The drive chooses each trigger's API latency from a distribution and puts
@@ -13,16 +13,30 @@
 // fixed rate (open loop: a slow pipeline does not slow the offer) and
 // prints one line of throughput, added latency and calls in flight.
 // Everything is on loopback.
+//
+// With -tls the mock API serves HTTPS with a certificate it makes for
+// 127.0.0.1 and writes to CERT.pem (the consumer trusts it through
+// SSL_CERT_FILE), and speaks HTTP/2 as most public APIs do, with Go's
+// default of 250 concurrent streams per connection; -http1 keeps it to
+// HTTP/1.1 over TLS.
 package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -69,19 +83,25 @@ func main() {
 func runMock(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("mockapi", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:18080", "listen address (loopback)")
+	certOut := fs.String("tls", "", "serve HTTPS and write the certificate (PEM) to this file")
+	http1 := fs.Bool("http1", false, "with -tls: HTTP/1.1 only (no HTTP/2)")
 	_ = fs.Parse(args)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	var requests, ok, conns, open atomic.Int64
+	var requests, ok, conns, open, h2 atomic.Int64
 	var peakOpen atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.URL.Path == "/stats" {
-			fmt.Fprintf(w, `{"requests":%d,"ok":%d,"conns":%d,"peak_open_conns":%d}`, requests.Load(), ok.Load(), conns.Load(), peakOpen.Load())
+			fmt.Fprintf(w, `{"requests":%d,"ok":%d,"http2":%d,"conns":%d,"peak_open_conns":%d}`,
+				requests.Load(), ok.Load(), h2.Load(), conns.Load(), peakOpen.Load())
 			return
 		}
 		n := requests.Add(1)
+		if r.ProtoMajor == 2 {
+			h2.Add(1)
+		}
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.Header.Get("Authorization") != "Bearer "+benchSecret {
 			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
@@ -105,12 +125,54 @@ func runMock(ctx context.Context, args []string) error {
 			open.Add(-1)
 		}
 	}}
-	fmt.Printf("http://%s\n", ln.Addr())
 	go func() { <-ctx.Done(); _ = srv.Close() }()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
+	if *certOut == "" {
+		fmt.Printf("http://%s\n", ln.Addr())
+		err = srv.Serve(ln)
+	} else {
+		var cert tls.Certificate
+		if cert, err = selfSigned(*certOut); err != nil {
+			return err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		if *http1 {
+			srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		}
+		fmt.Printf("https://%s\n", ln.Addr())
+		err = srv.ServeTLS(ln, "", "")
+	}
+	if err != http.ErrServerClosed {
 		return err
 	}
 	return nil
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it (not its key)
+// to certOut as PEM.
+func selfSigned(certOut string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "capacity mock API"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(certOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // latencyDist draws an API latency in ms.
