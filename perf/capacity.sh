@@ -26,7 +26,10 @@ while [[ $# -gt 0 ]]; do
 	-dist) dist=$2; shift 2 ;;
 	-out) out=$2; shift 2 ;;
 	-n) n=$2; shift 2 ;;
-	-api) api=$2; shift 2 ;;
+	-api)
+		api=$2; shift 2
+		[[ $api =~ ^(http|https1|https2)$ ]] || { echo "-api $api: want http, https1 or https2" >&2; exit 2; }
+		;;
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -53,7 +56,6 @@ case $api in
 http) ;;
 https1) mockargs=(-tls "$work/api-cert.pem" -http1) scheme=https ;;
 https2) mockargs=(-tls "$work/api-cert.pem") scheme=https ;;
-*) echo "-api $api: want http, https1 or https2" >&2; exit 2 ;;
 esac
 "$CAPACITY" mockapi -addr 127.0.0.1:18080 "${mockargs[@]}" >"$work/mock.log" 2>&1 &
 mpid=$!; pids+=($mpid)

@@ -101,8 +101,10 @@ func TestHTTP2DeadConnectionIsDropped(t *testing.T) {
 	if tr.HTTP2 == nil || tr.HTTP2.SendPingTimeout <= 0 || tr.HTTP2.PingTimeout <= 0 {
 		t.Fatalf("the transport has no HTTP/2 health check: %+v", tr.HTTP2)
 	}
-	// The same check, quicker, so that the test does not wait 25 s.
-	tr.HTTP2.SendPingTimeout, tr.HTTP2.PingTimeout = 200*time.Millisecond, 200*time.Millisecond
+	// The same check, quicker, so that the test does not wait 25 s. The
+	// ping has a second to come back, so that a slow warm-up call on a
+	// busy machine does not close the live connection.
+	tr.HTTP2.SendPingTimeout, tr.HTTP2.PingTimeout = 200*time.Millisecond, time.Second
 	tr.TLSClientConfig = &tls.Config{RootCAs: api.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
 	client := &http.Client{Transport: tr}
 	t.Cleanup(tr.CloseIdleConnections)

@@ -69,7 +69,8 @@ func (p Policy) DialContext(d *net.Dialer) func(ctx context.Context, network, ad
 // HTTP2PingTimeout. An HTTP/2 connection carries up to a few hundred calls
 // at once; without the check, a connection that died silently (a NAT or
 // load balancer dropped it) would hold every call on it until each one's
-// timeout, and take new ones until TCP keep-alive gave up minutes later.
+// timeout, and take new ones until TCP gave up on its retransmissions
+// (about 15 minutes on Linux).
 const (
 	HTTP2PingAfter   = 15 * time.Second
 	HTTP2PingTimeout = 10 * time.Second

@@ -13,8 +13,8 @@ import (
 // TestRotationWhileIntrospecting rotates several refresh token families at
 // once while their access tokens are introspected, as the load tests do
 // (an API checks every call while replicas refresh). Run with -race: fosite's
-// memory store writes its refresh token map under the wrong mutex, and the
-// server must not let that show. Every rotation must also succeed and hand
+// memory store writes its refresh token map under the wrong mutex, so two
+// rotations at once race, and the server must not let that show. Every rotation must also succeed and hand
 // out a token the server then accepts.
 func TestRotationWhileIntrospecting(t *testing.T) {
 	srv := oauthtest.New(t, oauthtest.Options{})

@@ -326,8 +326,9 @@ type store struct {
 
 	// refresh guards fosite's refresh token map: MemoryStore's
 	// RevokeRefreshToken (and so RotateRefreshToken) writes it under
-	// another mutex than the one its reads take, which the race detector
-	// caught while one request rotated a token and another introspected.
+	// another mutex than the one its reads take, so two refresh grants at
+	// once, or a refresh and an introspection that falls back to the map,
+	// race.
 	refresh sync.RWMutex
 
 	mu      sync.Mutex
