@@ -2,6 +2,7 @@ package netguard
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -76,14 +77,25 @@ const (
 	HTTP2PingTimeout = 10 * time.Second
 )
 
+// TLSSessions is how many servers' TLS sessions a transport keeps for
+// resumption.
+const TLSSessions = 1024
+
 // Transport returns an HTTP transport that applies the policy, keeps
 // connections alive (up to maxIdlePerHost idle ones per host), speaks
-// HTTP/2 to servers that offer it over TLS, with health checks, and does
-// not use a proxy from the environment.
+// HTTP/2 to servers that offer it over TLS, with health checks, resumes
+// TLS sessions, and does not use a proxy from the environment.
+//
+// Resumption matters for APIs that speak only HTTP/1.1 over TLS: every
+// call in flight has its own connection, and servers close keep-alive
+// connections after a while or a number of requests. A resumed handshake
+// skips the certificate chain's verification on this side and the
+// signature on the server's.
 func (p Policy) Transport(maxIdlePerHost int) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		DialContext:           p.DialContext(d),
+		TLSClientConfig:       &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(TLSSessions)},
 		ForceAttemptHTTP2:     true,
 		HTTP2:                 &http.HTTP2Config{SendPingTimeout: HTTP2PingAfter, PingTimeout: HTTP2PingTimeout},
 		MaxIdleConns:          0,
