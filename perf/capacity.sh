@@ -8,6 +8,7 @@
 #   perf/capacity.sh [-name N] [-pipeline consumer|floor] [-workers W] [-rate R] [-duration 20s] [-dist tail] [-out FILE] [-n N] [-api http|https1|https2]
 # -api https2 serves the mock API over TLS with HTTP/2 (https1: TLS, HTTP/1.1
 # only); the consumer trusts its certificate through SSL_CERT_FILE.
+# MOCK_ARGS (e.g. "-close-every 1") go to the mock API.
 # -pipeline floor runs the shared harness's floor with -concurrency W
 # (pull batch and max_ack_pending W + 256) in place of the consumer.
 # EXTRA_ENV (e.g. "ACTIONS_MAX_ACK_PENDING=4096") goes to the consumer.
@@ -57,7 +58,7 @@ http) ;;
 https1) mockargs=(-tls "$work/api-cert.pem" -http1) scheme=https ;;
 https2) mockargs=(-tls "$work/api-cert.pem") scheme=https ;;
 esac
-"$CAPACITY" mockapi -addr 127.0.0.1:18080 "${mockargs[@]}" >"$work/mock.log" 2>&1 &
+"$CAPACITY" mockapi -addr 127.0.0.1:18080 "${mockargs[@]}" ${MOCK_ARGS:-} >"$work/mock.log" 2>&1 &
 mpid=$!; pids+=($mpid)
 for _ in $(seq 50); do
 	grep -q nats:// "$work/nats.log" && grep -q "$scheme://" "$work/mock.log" && break
@@ -94,4 +95,4 @@ row=$(awk -v p=$((p1 - p0)) -v nt=$((n1 - n0)) -v mt=$((m1 - m0)) -v hz="$hz" -v
 	BEGIN { printf "cpu_us_per_msg=%.0f nats_us_per_msg=%.0f mock_us_per_msg=%.0f rss_idle_mb=%.1f rss_peak_mb=%.1f kb_per_inflight=%.1f machine_busy_pct=%.0f",
 		(got > 0 ? 1e6 * p / hz / got : 0), (got > 0 ? 1e6 * nt / hz / got : 0), (got > 0 ? 1e6 * mt / hz / got : 0),
 		idle / 1024, peak / 1024, (inf > 0 ? (peak - idle) / inf : 0), 100 * busy / (busy + idle_t) }')
-echo "name=$name workers=$workers dist=$dist proto=$api extra=[${EXTRA_ENV:-}] $line $row threads=$threads api=$stats" | tee -a "$out"
+echo "name=$name workers=$workers dist=$dist proto=$api mock=[${MOCK_ARGS:-}] extra=[${EXTRA_ENV:-}] $line $row threads=$threads api=$stats" | tee -a "$out"

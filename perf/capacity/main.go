@@ -3,7 +3,7 @@
 // processes by perf/capacity.sh beside the shared load harness's
 // nats-server and the consumer under test:
 //
-//	capacity mockapi -addr 127.0.0.1:18080 [-tls CERT.pem [-http1]]
+//	capacity mockapi -addr 127.0.0.1:18080 [-tls CERT.pem [-http1]] [-close-every N]
 //	capacity drive -nats URL -api http://127.0.0.1:18080 -rate 4000 -duration 20s -dist tail
 //
 // The drive chooses each trigger's API latency from a distribution and puts
@@ -18,7 +18,9 @@
 // 127.0.0.1 and writes to CERT.pem (the consumer trusts it through
 // SSL_CERT_FILE), and speaks HTTP/2 as most public APIs do, with Go's
 // default of 250 concurrent streams per connection; -http1 keeps it to
-// HTTP/1.1 over TLS.
+// HTTP/1.1 over TLS. -close-every N closes an HTTP/1.1 connection after
+// every Nth answer (Connection: close), as servers that limit the requests
+// of a keep-alive connection do.
 package main
 
 import (
@@ -85,6 +87,7 @@ func runMock(ctx context.Context, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:18080", "listen address (loopback)")
 	certOut := fs.String("tls", "", "serve HTTPS and write the certificate (PEM) to this file")
 	http1 := fs.Bool("http1", false, "with -tls: HTTP/1.1 only (no HTTP/2)")
+	closeEvery := fs.Int64("close-every", 0, "close the connection after every Nth answer (0: never)")
 	_ = fs.Parse(args)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -110,7 +113,9 @@ func runMock(ctx context.Context, args []string) error {
 		if ms, _ := strconv.Atoi(r.Header.Get("X-Mock-Latency-Ms")); ms > 0 {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
-		ok.Add(1)
+		if o := ok.Add(1); *closeEvery > 0 && o%*closeEvery == 0 {
+			w.Header().Set("Connection", "close")
+		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"ok":true,"n":%d}`, n)
 	})
