@@ -2,7 +2,6 @@ package netguard
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -97,7 +96,7 @@ func TestHTTP2DeadConnectionIsDropped(t *testing.T) {
 	proxy := newBlackholeProxy(t, api.Listener.Addr().String())
 	url := "https://" + proxy.ln.Addr().String() + "/"
 
-	tr := Policy{AllowPrivate: true}.Transport(8)
+	tr := trustingTransport(t, api)
 	if tr.HTTP2 == nil || tr.HTTP2.SendPingTimeout <= 0 || tr.HTTP2.PingTimeout <= 0 {
 		t.Fatalf("the transport has no HTTP/2 health check: %+v", tr.HTTP2)
 	}
@@ -105,9 +104,7 @@ func TestHTTP2DeadConnectionIsDropped(t *testing.T) {
 	// ping has a second to come back, so that a slow warm-up call on a
 	// busy machine does not close the live connection.
 	tr.HTTP2.SendPingTimeout, tr.HTTP2.PingTimeout = 200*time.Millisecond, time.Second
-	tr.TLSClientConfig = &tls.Config{RootCAs: api.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
 	client := &http.Client{Transport: tr}
-	t.Cleanup(tr.CloseIdleConnections)
 
 	get := func(ctx context.Context) (string, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -27,12 +27,10 @@ func TestTLSSessionsAreResumed(t *testing.T) {
 	api.StartTLS()
 	t.Cleanup(api.Close)
 
-	tr := Policy{AllowPrivate: true}.Transport(8)
-	if tr.TLSClientConfig == nil || tr.TLSClientConfig.ClientSessionCache == nil {
+	tr := trustingTransport(t, api)
+	if tr.TLSClientConfig.ClientSessionCache == nil {
 		t.Fatal("the transport keeps no TLS sessions")
 	}
-	tr.TLSClientConfig.RootCAs = api.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr}
 	var resumed []bool
 	for range 4 {
@@ -50,4 +48,17 @@ func TestTLSSessionsAreResumed(t *testing.T) {
 	if n := conns.Load(); n != 4 {
 		t.Errorf("%d connections for 4 calls that each close theirs, want 4", n)
 	}
+}
+
+// trustingTransport is the policy's transport (private addresses allowed),
+// with its own TLS settings, trusting api's certificate as well.
+func trustingTransport(t *testing.T, api *httptest.Server) *http.Transport {
+	t.Helper()
+	tr := Policy{AllowPrivate: true}.Transport(8)
+	if tr.TLSClientConfig == nil {
+		t.Fatal("the transport has no TLS settings")
+	}
+	tr.TLSClientConfig.RootCAs = api.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
 }
