@@ -51,6 +51,28 @@ func (fs *flights[T]) start(id string, timeout time.Duration, refresh func(ctx c
 	return fl, true
 }
 
+// wait returns when no flight is under way, or with ctx's error when ctx
+// ends first.
+func (fs *flights[T]) wait(ctx context.Context) error {
+	for {
+		fs.mu.Lock()
+		var fl *flight[T]
+		for _, f := range fs.m {
+			fl = f
+			break
+		}
+		fs.mu.Unlock()
+		if fl == nil {
+			return nil
+		}
+		select {
+		case <-fl.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // await waits for fl and says what it gave a caller that needs a token
 // newer than the one it had (newer reports that): the token and how it was
 // obtained (done), or nothing when the flight answered for an older token

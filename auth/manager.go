@@ -116,6 +116,19 @@ func NewManager(kv KV, fetcher *Fetcher, opts ...ManagerOption) *Manager {
 	return m
 }
 
+// Wait returns when the refreshes under way in this process (of HTTP
+// Request tokens and oauth2 connections, proactive ones included) have
+// finished and written their outcome, or with ctx's error when ctx ends
+// first. A service calls it on shutdown, after its last call and before it
+// closes its connection: an oauth2 refresh cut off after its refresh token
+// was sent would leave the connection needing reauthorization.
+func (m *Manager) Wait(ctx context.Context) error {
+	if err := m.flights.wait(ctx); err != nil {
+		return err
+	}
+	return m.oauth.flights.wait(ctx)
+}
+
 // marginFor is the refresh margin of f: m.margin, at most a fifth of its
 // lifetime.
 func (m *Manager) marginFor(f *Fetched) time.Duration {

@@ -254,6 +254,12 @@ func TestOAuth2RotationUnderLoad(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	// Proactive refreshes outlive the calls that started them.
+	for _, r := range reps {
+		if err := r.mgr.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	refreshes := srv.RefreshCalls() - start
 	// The record in KV, not a replica's cached copy: the last refresh may
 	// be another replica's, and the watch that brings it here can lag.
@@ -377,6 +383,42 @@ func TestOAuth2HolderDiesAfterSendingRefreshToken(t *testing.T) {
 	}
 	if srv.ReusedRefreshTokens() != 0 || srv.FamiliesRevoked() != 0 {
 		t.Errorf("refresh token reused %d times, %d families revoked", srv.ReusedRefreshTokens(), srv.FamiliesRevoked())
+	}
+}
+
+// TestOAuth2WaitForRefreshes: Wait returns only once a refresh under way
+// has written its outcome, and with the context's error while it has not.
+func TestOAuth2WaitForRefreshes(t *testing.T) {
+	srv := oauthtest.New(t, oauthtest.Options{AccessTokenLifespan: time.Hour})
+	e := newOAuthEnv(t)
+	slow := &frozenEndpoint{sent: make(chan struct{}), release: make(chan struct{})}
+	r1, r2 := e.replica("r1", nil), e.replica("r2", &http.Client{Transport: slow})
+	if _, err := e.save(r1, oauthToken(srv, GrantRefreshToken, srv.MintRefreshToken(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.mgr.Wait(t.Context()); err != nil {
+		t.Fatalf("Wait with no refresh under way: %v", err)
+	}
+	tok, err := e.tokens.Get(t.Context(), "crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := r1.stored(t, "crm").Gen
+	// A caller that gives up at once: the refresh it started goes on.
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { <-slow.sent; cancel() }()
+	_, _, _ = r2.mgr.oauthObtain(ctx, workspace(tok), before)
+	short, cancelShort := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancelShort()
+	if err := r2.mgr.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait while the refresh is held at the endpoint: %v, want the deadline", err)
+	}
+	close(slow.release)
+	if err := r2.mgr.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if c := r1.stored(t, "crm"); c.Gen != before+1 || c.Health.Status != HealthOK {
+		t.Errorf("after Wait: generation %d (want %d), health %+v", c.Gen, before+1, c.Health)
 	}
 }
 

@@ -225,7 +225,15 @@ func serve(ctx context.Context, s *settings, log *slog.Logger, ready func(*app),
 			}
 		}()
 	}
-	return svc.Run(ctx)
+	err = svc.Run(ctx)
+	// Token refreshes still under way (proactive ones outlive their calls)
+	// finish before the connection closes.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ShutdownTimeout)
+	defer cancel()
+	if werr := mgr.Wait(wctx); werr != nil {
+		log.Warn("token refreshes still under way at exit", "err", werr)
+	}
+	return err
 }
 
 // setupWithRetry creates the streams and buckets, retrying while the NATS
