@@ -442,6 +442,12 @@ func TestConnectUserRefreshIsFencedAcrossReplicas(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("%d failed calls, first: %s", len(failures), failures[0])
 	}
+	// Proactive refreshes outlive the calls that started them.
+	for _, r := range reps {
+		if err := r.mgr.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Logf("refreshes %d, rotations %d, token requests %d", e.srv.RefreshCalls(), e.srv.Rotations(), e.srv.TokenCalls())
 	if e.srv.ReusedRefreshTokens() != 0 || e.srv.FamiliesRevoked() != 0 {
 		t.Fatalf("refresh tokens reused %d times, families revoked %d", e.srv.ReusedRefreshTokens(), e.srv.FamiliesRevoked())
